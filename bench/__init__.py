@@ -1,0 +1,1 @@
+"""exsvd-bench command line: ``python -m bench --help``."""

@@ -1,0 +1,43 @@
+"""``python -m bench``: one sub-command per stage of the benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import eval_cmd, perf_cmd
+from metrics.errors import BenchError
+
+COMMANDS = (eval_cmd, perf_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=(
+            "exsvd-bench: which parts of ExVideo's post-tuning of Stable Video Diffusion matter? "
+            "Evaluate videos with temporal metrics (flicker, smoothness, motion amount) and "
+            "time the metric pipeline."
+        ),
+        epilog="Run 'python -m bench COMMAND --help' for the options of each command.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; results already written are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Helpers shared by the sub-commands: device checks and atomic table writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from metrics.errors import BenchError
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def check_table_path(path: str | None) -> Path | None:
+    """Validate an output table path before any compute."""
+    if path is None:
+        return None
+    out = Path(path)
+    if out.suffix not in TABLE_SUFFIXES:
+        raise BenchError(out, "unsupported output type", "use a .csv or .parquet file name")
+    if out.exists() and out.is_dir():
+        raise BenchError(out, "is a folder", "give a file name ending in .csv or .parquet")
+    return out
+
+
+def check_device(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(device, "CUDA is not available on this machine", "use --device cpu")
+    return device
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write CSV or Parquet atomically: a temp file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,29 @@
+"""User-facing errors: each renders as one line naming the file (or thing) and the fix."""
+
+from __future__ import annotations
+
+
+class BenchError(Exception):
+    """A problem caused by input or setup, not by a bug: the CLI prints it as one line."""
+
+    def __init__(self, subject: str, problem: str, fix: str | None = None):
+        self.subject = str(subject)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(self.subject, problem, fix)
+
+    def __str__(self) -> str:
+        line = f"{self.subject}: {self.problem}"
+        return f"{line}; {self.fix}" if self.fix else line
+
+
+class VideoInputError(BenchError):
+    """A video file, frame folder or array that cannot be read as uint8 [T, H, W, 3]."""
+
+
+class MetricInputError(BenchError):
+    """A readable video that a metric cannot score (e.g. too few frames)."""
+
+
+class WeightsNotFoundError(BenchError):
+    """Pretrained weights that resolve nowhere; the message lists every place searched."""

@@ -1,0 +1,163 @@
+"""Optical flow for every consecutive pair of a video, computed once and shared by all metrics.
+
+Backends: torchvision RAFT (large / small) and OpenCV DIS (weight-free). Flows follow the
+torchvision / OpenCV convention: ``flow[:, 0]`` is the x (column) displacement and
+``flow[:, 1]`` the y (row) displacement, in pixels of the input video.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from metrics.errors import BenchError, WeightsNotFoundError
+from metrics.weights import resolve
+
+FLOW_BACKENDS = ("auto", "raft_large", "raft_small", "dis")
+RAFT_MIN_SIDE = 128  # torchvision RAFT needs H, W >= 128 for its correlation pyramid
+
+
+@dataclass(frozen=True)
+class FlowField:
+    """Forward and backward flow of all P = T-1 consecutive pairs of one video.
+
+    ``forward[t]`` maps frame t to t+1 (defined on frame t's grid); ``backward[t]`` maps
+    frame t+1 to t (defined on frame t+1's grid). Both float32 [P, 2, H, W].
+    """
+
+    forward: torch.Tensor
+    backward: torch.Tensor
+    backend: str
+    weights: str
+
+
+class DISFlow:
+    """OpenCV's Dense Inverse Search flow on grey uint8 frames; pairs run in a thread pool."""
+
+    name = "dis"
+    weights = "none (weight-free)"
+
+    def __init__(self, preset: int | None = None, threads: int | None = None):
+        import cv2
+
+        self._cv2 = cv2
+        self.preset = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if preset is None else preset
+        self.threads = threads or max(1, torch.get_num_threads())
+        self._local = threading.local()
+
+    def _pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if not hasattr(self._local, "dis"):
+            self._local.dis = self._cv2.DISOpticalFlow_create(self.preset)
+        return self._local.dis.calc(a, b, None)
+
+    def __call__(self, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+        """Flow from each ``src`` to ``dst`` frame; both float [N, 3, H, W] in [0, 1]."""
+        grey_src, grey_dst = _to_grey_uint8(src), _to_grey_uint8(dst)
+        with ThreadPoolExecutor(self.threads) as pool:
+            flows = list(pool.map(self._pair, grey_src, grey_dst))
+        return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(src.device)
+
+
+def _to_grey_uint8(frames: torch.Tensor) -> np.ndarray:
+    weights = frames.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    grey = (frames * weights).sum(1).mul(255).round().clamp(0, 255)
+    return grey.to(torch.uint8).cpu().numpy()
+
+
+class RAFTFlow:
+    """torchvision RAFT: inputs in [-1, 1], upsampled below 128 px, padded to multiples of 8."""
+
+    def __init__(
+        self,
+        size: str = "large",
+        device: str | torch.device = "cpu",
+        weights_path: str | None = None,
+        allow_random_weights: bool = False,
+        num_flow_updates: int = 12,
+        autocast_dtype: torch.dtype | None = None,
+    ):
+        from torchvision.models.optical_flow import raft_large, raft_small
+
+        self.name = f"raft_{size}"
+        build = {"large": raft_large, "small": raft_small}[size]
+        model = build(weights=None, progress=False)
+        try:
+            resolved = resolve(self.name, weights_path)
+        except WeightsNotFoundError:
+            if not allow_random_weights:
+                raise
+            self.weights = "RANDOM INIT (smoke test only, flows are meaningless)"
+        else:
+            model.load_state_dict(torch.load(resolved.path, map_location="cpu", weights_only=True))
+            self.weights = resolved.label
+        self.model = model.eval().to(device)
+        self.num_flow_updates = num_flow_updates
+        self.autocast_dtype = autocast_dtype
+
+    @torch.inference_mode()
+    def __call__(self, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+        """Flow from each ``src`` to ``dst`` frame; both float [N, 3, H, W] in [0, 1]."""
+        height, width = src.shape[-2:]
+        scale = max(1.0, RAFT_MIN_SIDE / min(height, width))
+        size = (round(height * scale), round(width * scale))
+        pair = torch.cat([src, dst]).to(next(self.model.parameters()).device) * 2 - 1
+        if size != (height, width):
+            pair = F.interpolate(pair, size=size, mode="bilinear", align_corners=False)
+        pad_h, pad_w = (-size[0]) % 8, (-size[1]) % 8
+        pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+        pair = F.pad(pair, pads, mode="replicate")
+        image1, image2 = pair.chunk(2)
+        with torch.autocast(
+            pair.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        ):
+            flow = self.model(image1, image2, num_flow_updates=self.num_flow_updates)[-1]
+        flow = flow.float()[..., pads[2] : pads[2] + size[0], pads[0] : pads[0] + size[1]]
+        if size != (height, width):
+            flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+            flow = flow * flow.new_tensor([width / size[1], height / size[0]]).view(1, 2, 1, 1)
+        return flow.to(src.device)
+
+
+def create_flow_backend(
+    name: str = "auto",
+    device: str | torch.device = "cpu",
+    weights_path: str | None = None,
+    allow_random_weights: bool = False,
+):
+    """Build a flow backend; ``auto`` is RAFT-large when its weights resolve, else DIS."""
+    if name not in FLOW_BACKENDS:
+        raise BenchError(name, "unknown flow backend", f"choose one of {', '.join(FLOW_BACKENDS)}")
+    if name == "dis":
+        return DISFlow()
+    if name == "auto":
+        try:
+            return RAFTFlow("large", device, weights_path)
+        except WeightsNotFoundError:
+            return DISFlow()
+    return RAFTFlow(name.removeprefix("raft_"), device, weights_path, allow_random_weights)
+
+
+def compute_flows(frames: torch.Tensor, backend, batch_size: int = 16) -> FlowField:
+    """Forward and backward flow of all consecutive pairs, batched over pairs.
+
+    ``frames``: float [T, 3, H, W] in [0, 1], T >= 2. The 2(T-1) directed pairs are run in
+    chunks of ``batch_size``.
+    """
+    if frames.shape[0] < 2:
+        raise ValueError("optical flow needs at least 2 frames")
+    src = torch.cat([frames[:-1], frames[1:]])
+    dst = torch.cat([frames[1:], frames[:-1]])
+    chunks = [
+        backend(src[i : i + batch_size], dst[i : i + batch_size])
+        for i in range(0, src.shape[0], batch_size)
+    ]
+    flow = torch.cat(chunks).float()
+    forward, backward = flow.chunk(2)
+    return FlowField(forward, backward, backend.name, backend.weights)

@@ -1,0 +1,1 @@
+"""Functional cores of the metrics: pure tensor functions, no state."""

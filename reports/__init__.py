@@ -1,0 +1,1 @@
+"""Tables, plots and the HTML report (arriving with the run/report issue; empty so far)."""

@@ -1,0 +1,199 @@
+"""``python -m bench``: outputs and every bad-input case, with message and exit code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench.__main__ import main
+from metrics.synthetic import make_video
+from metrics.video_io import write_video
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    return make_video("pan", frames=8, size=(64, 64), seed=0).frames
+
+
+def run_cli(capsys, *argv):
+    code = main(["eval", "--flow", "dis", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def test_eval_writes_one_row_per_video_with_provenance(tmp_path, clip, capsys):
+    write_video(tmp_path / "a.mp4", clip)
+    np.save(tmp_path / "b.npy", clip)
+    out = tmp_path / "res" / "table.parquet"
+    series = tmp_path / "series.csv"
+    code, stdout, err = run_cli(capsys, tmp_path, "--out", out, "--series-out", series)
+    assert code == 0, err
+    table = pd.read_parquet(out)
+    assert sorted(table["video"].map(lambda p: p.rsplit("/", 1)[-1])) == ["a.mp4", "b.npy"]
+    assert (table["flow_backend"] == "dis").all() and table["version_torch"].notna().all()
+    assert table["warping_error"].notna().all() and "warping_error" in stdout
+    long = pd.read_csv(series)
+    per_video = long[long.metric == "warping_error"].groupby("video").size()
+    assert (per_video == 7).all()
+    assert not list(tmp_path.glob("res/.*tmp"))  # atomic write leaves no temp file
+
+
+def test_metric_selection_with_wildcards(tmp_path, clip, capsys):
+    np.save(tmp_path / "v.npy", clip)
+    out = tmp_path / "t.csv"
+    code, _, _ = run_cli(
+        capsys, tmp_path / "v.npy", "--metrics", "motion_*,warping_error", "--out", out
+    )
+    assert code == 0
+    columns = set(pd.read_csv(out).columns)
+    assert {"motion_magnitude", "warping_error"} <= columns
+    assert "frame_diff_flicker" not in columns
+
+
+def corrupt_mp4(path):
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
+
+
+def truncated_mp4(tmp_path, clip):
+    good = write_video(tmp_path / "good_for_trunc.mp4", clip)
+    bad = tmp_path / "truncated.mp4"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    good.unlink()
+    return bad
+
+
+def frames_of_different_sizes(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, size in enumerate([(32, 32), (32, 32), (40, 32)]):
+        Image.new("RGB", size, (i * 40, 0, 0)).save(folder / f"frame_{i}.png")
+    return folder
+
+
+BAD_INPUTS = {
+    "missing file": (lambda tmp, clip: tmp / "nope.mp4", "no such file"),
+    "corrupt file": (
+        lambda tmp, clip: (corrupt_mp4(tmp / "corrupt.mp4"), tmp / "corrupt.mp4")[1],
+        "corrupt.mp4",
+    ),
+    "truncated file": (truncated_mp4, "truncated.mp4"),
+    "zero frames": (
+        lambda tmp, clip: (np.save(tmp / "z.npy", clip[:0]), tmp / "z.npy")[1],
+        "zero frames",
+    ),
+    "one frame": (
+        lambda tmp, clip: (np.save(tmp / "one.npy", clip[:1]), tmp / "one.npy")[1],
+        "needs at least 2 frames, got 1",
+    ),
+    "two frames, triple metrics": (
+        lambda tmp, clip: (np.save(tmp / "two.npy", clip[:2]), tmp / "two.npy")[1],
+        "needs at least 3 frames, got 2",
+    ),
+    "different sizes": (lambda tmp, clip: frames_of_different_sizes(tmp), "frame_2.png"),
+    "transparent RGBA": (
+        lambda tmp, clip: (
+            np.save(
+                tmp / "rgba.npy",
+                np.concatenate([clip, np.full((*clip.shape[:3], 1), 7, np.uint8)], -1),
+            ),
+            tmp / "rgba.npy",
+        )[1],
+        "transparency",
+    ),
+    "NaN in float array": (
+        lambda tmp, clip: (
+            np.save(tmp / "nan.npy", np.where(clip > 250, np.nan, clip / 255.0)),
+            tmp / "nan.npy",
+        )[1],
+        "NaN",
+    ),
+    "float out of range": (
+        lambda tmp, clip: (np.save(tmp / "big.npy", clip.astype(np.float32)), tmp / "big.npy")[1],
+        "[0, 1]",
+    ),
+    "channel-first array": (
+        lambda tmp, clip: (np.save(tmp / "chw.npy", clip.transpose(0, 3, 1, 2)), tmp / "chw.npy")[
+            1
+        ],
+        "transpose",
+    ),
+    "unsupported file type": (
+        lambda tmp, clip: ((tmp / "notes.txt").write_text("hi"), tmp / "notes.txt")[1],
+        "unsupported",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_and_nonzero_exit_while_others_still_run(
+    case, tmp_path, clip, capsys
+):
+    make, needle = BAD_INPUTS[case]
+    bad = make(tmp_path, clip)
+    good = tmp_path / "good.npy"
+    np.save(good, clip)
+    out = tmp_path / "out.csv"
+    code, _, err = run_cli(capsys, bad, good, "--out", out)
+    assert code == 1
+    assert "Traceback" not in err
+    lines = error_lines(err)
+    assert lines and any(needle in line for line in lines), err
+    assert any(bad.name in line for line in lines), err
+    table = pd.read_csv(out)
+    good_row = table[table.video.str.endswith("good.npy")].iloc[0]
+    assert np.isfinite(good_row["warping_error"]) and np.isfinite(good_row["flow_acceleration"])
+
+
+def test_grey_input_is_converted_and_said_so(tmp_path, clip, capsys):
+    np.save(tmp_path / "grey.npy", clip[..., 0])
+    out = tmp_path / "g.csv"
+    code, _, err = run_cli(capsys, tmp_path / "grey.npy", "--out", out)
+    assert code == 0, err
+    assert "grey" in pd.read_csv(out)["notes"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--metrics", "warping_eror"], "did you mean 'warping_error'"),
+        (["--out", "table.xlsx"], "use a .csv or .parquet"),
+        (["--device", "cuda"], "use --device cpu"),
+        (["--batch-size", "0"], "must be >= 1"),
+    ],
+)
+def test_setup_mistakes_fail_before_compute(tmp_path, clip, capsys, argv, needle):
+    np.save(tmp_path / "v.npy", clip)
+    code, _, err = run_cli(capsys, tmp_path / "v.npy", *argv)
+    if "cuda" in argv and "use --device cpu" not in err and code == 0:
+        pytest.skip("this machine has CUDA")
+    assert code == 2
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_raft_without_weights_is_a_clear_setup_error(tmp_path, clip, capsys):
+    np.save(tmp_path / "v.npy", clip)
+    code = main(["eval", "--flow", "raft_large", str(tmp_path / "v.npy")])
+    err = capsys.readouterr().err
+    assert code == 2 and "EXSVD_WEIGHTS_RAFT_LARGE" in err and "--flow dis" in err
+
+
+def test_real_entry_point_help_and_exit_codes(tmp_path):
+    def bench(*argv):
+        return subprocess.run(
+            [sys.executable, "-m", "bench", *argv], capture_output=True, text=True, timeout=120
+        )
+
+    help_run = bench("--help")
+    assert help_run.returncode == 0 and "eval" in help_run.stdout and "perf" in help_run.stdout
+    missing = bench("eval", "--flow", "dis", str(tmp_path / "missing.mp4"))
+    assert missing.returncode == 1
+    assert "Traceback" not in missing.stderr and "missing.mp4: no such file" in missing.stderr
