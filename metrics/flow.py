@@ -49,6 +49,7 @@ class DISFlow:
         self.preset = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if preset is None else preset
         self.threads = threads or max(1, torch.get_num_threads())
         self._local = threading.local()
+        self._pool = ThreadPoolExecutor(self.threads)  # long-lived: each thread keeps its DIS
 
     def _pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if not hasattr(self._local, "dis"):
@@ -58,8 +59,7 @@ class DISFlow:
     def __call__(self, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
         """Flow from each ``src`` to ``dst`` frame; both float [N, 3, H, W] in [0, 1]."""
         grey_src, grey_dst = _to_grey_uint8(src), _to_grey_uint8(dst)
-        with ThreadPoolExecutor(self.threads) as pool:
-            flows = list(pool.map(self._pair, grey_src, grey_dst))
+        flows = list(self._pool.map(self._pair, grey_src, grey_dst))
         return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(src.device)
 
 

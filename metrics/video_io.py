@@ -302,10 +302,10 @@ def _visible(entries: Iterable[Path]) -> list[Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return [
+    return sorted(
         e for e in _visible(folder.iterdir())
         if e.suffix.lower() in IMAGE_SUFFIXES and e.is_file()
-    ]
+    )
 
 
 def _read_frame_folder(folder: Path, source: str) -> Video:
@@ -414,7 +414,8 @@ def find_videos(path: str | os.PathLike) -> list[Path]:
     if not found:
         raise VideoInputError(
             source, "no videos found",
-            f"expected files ending in {_SUPPORTED}, or folders of numbered png/jpg frames",
+            f"expected video files ({', '.join(VIDEO_SUFFIXES)}), arrays (.npy, .npz) or "
+            "folders of numbered png/jpg frames",
         )
     return found
 
