@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import eval_cmd, perf_cmd
+from bench import eval_cmd, perf_cmd, weights_cmd
 from metrics.errors import BenchError
 
-COMMANDS = (eval_cmd, perf_cmd)
+COMMANDS = (eval_cmd, weights_cmd, perf_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,8 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description=(
             "exsvd-bench: which parts of ExVideo's post-tuning of Stable Video Diffusion matter? "
-            "Evaluate videos with temporal metrics (flicker, smoothness, motion amount) and "
-            "time the metric pipeline."
+            "Evaluate videos on four metric families (flicker, smoothness, condition "
+            "consistency, quality), manage pretrained weights, time the metric pipeline."
         ),
         epilog="Run 'python -m bench COMMAND --help' for the options of each command.",
     )

@@ -23,14 +23,34 @@ def add_parser(commands) -> None:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="video file (mp4/webm/avi/mkv/mov/gif), folder of numbered png/jpg "
-        "frames, .npy/.npz uint8 [T,H,W,3] array, or a folder of these",
+        help="video file (mp4/webm/avi/mkv/mov/gif), folder of numbered png/jpg frames, "
+        ".npy/.npz uint8 [T,H,W,3] array, or a folder of these",
     )
     parser.add_argument(
         "--metrics",
         default="*",
-        help="comma-separated metric names or wildcards, e.g. 'warping_error,motion_*'",
+        help="comma-separated metric names or wildcards, e.g. 'warping_error,motion_*'; the "
+        "default leaves out metrics whose input (--reference, --prompt) is not given",
     )
+    parser.add_argument(
+        "--condition",
+        default="first-frame",
+        metavar="IMAGE|DIR|first-frame",
+        help="the image each video was generated from: one image for all videos, a folder "
+        "holding <video name>.png/.jpg per video, or each video's first frame",
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="FILE|DIR",
+        help="real continuation(s) for PSNR/SSIM/LPIPS: a video (with a single PATH) or a "
+        "folder holding a video of the same name per video",
+    )
+    parser.add_argument(
+        "--resize-reference",
+        action="store_true",
+        help="resize reference frames to the video's size instead of failing",
+    )
+    parser.add_argument("--prompt", help="text prompt for the CLIP text score")
     parser.add_argument(
         "--flow",
         default="auto",
@@ -45,9 +65,18 @@ def add_parser(commands) -> None:
         "the project weights dir, the torch hub cache, a download)",
     )
     parser.add_argument(
+        "--clip-weights",
+        metavar="FILE",
+        help="open_clip ViT-B-32 checkpoint (else $EXSVD_WEIGHTS_CLIP_VIT_B32, ...)",
+    )
+    parser.add_argument(
+        "--lpips-net", default="alex", choices=("alex", "vgg"), help="LPIPS backbone"
+    )
+    parser.add_argument(
         "--allow-random-weights",
         action="store_true",
-        help="smoke tests only: run RAFT with random weights when none resolve; every row says so",
+        help="smoke tests only: networks whose weights do not resolve run with random init; "
+        "every row's *_weights column says so",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
@@ -57,7 +86,7 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--series-out",
         metavar="FILE",
-        help="write per-pair / per-triple series (long format) to FILE.csv|.parquet",
+        help="write per-frame / pair / triple series (long format) to FILE.csv|.parquet",
     )
     parser.add_argument(
         "--list-metrics",
@@ -74,8 +103,11 @@ def list_metrics_table() -> str:
     lines = []
     for name in list_metrics():
         info = create_metric(name).info
+        needs = [w for w in ("reference", "prompt") if getattr(info, f"needs_{w}")]
+        needs += [f"{info.backbone} weights"] if info.backbone else []
         lines.append(
-            f"{name:30s} {info.family:11s} {arrows[info.higher_is_better]:14s} {info.unit}"
+            f"{name:29s} {info.family:12s} {arrows[info.higher_is_better]:14s} "
+            f"{info.unit}" + (f"  [needs {', '.join(needs)}]" if needs else "")
         )
     return "\n".join(lines)
 
@@ -93,18 +125,13 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise BenchError("--batch-size", f"must be >= 1, got {args.batch_size}")
     check_device(args.device)
+    for flag, given in (("--condition", args.condition), ("--reference", args.reference)):
+        if given and given != "first-frame" and not Path(given).exists():
+            raise BenchError(given, f"{flag} path does not exist", "check the path")
 
     from metrics import Evaluator
     from metrics.video_io import find_videos
 
-    evaluator = Evaluator(
-        [m.strip() for m in args.metrics.split(",") if m.strip()],
-        flow=args.flow,
-        device=args.device,
-        flow_weights=args.flow_weights,
-        allow_random_weights=args.allow_random_weights,
-        flow_batch_size=args.batch_size,
-    )
     problems: list[str] = []
     inputs: list[Path] = []
     for path in args.paths:
@@ -112,7 +139,28 @@ def run(args: argparse.Namespace) -> int:
             inputs.extend(find_videos(path))
         except BenchError as err:
             problems.append(str(err))
-    rows, series = evaluate_all(evaluator, inputs, problems)
+    if args.reference and Path(args.reference).is_file() and len(inputs) > 1:
+        raise BenchError(
+            args.reference,
+            "one reference video for several inputs",
+            "give a folder with one reference per video name",
+        )
+    evaluator = Evaluator(
+        [m.strip() for m in args.metrics.split(",") if m.strip()],
+        flow=args.flow,
+        device=args.device,
+        flow_weights=args.flow_weights,
+        allow_random_weights=args.allow_random_weights,
+        flow_batch_size=args.batch_size,
+        clip_weights=args.clip_weights,
+        lpips_net=args.lpips_net,
+        with_reference=bool(args.reference),
+        with_prompt=bool(args.prompt),
+        resize_reference=args.resize_reference,
+    )
+    for name, reason in evaluator.unavailable.items():
+        print(f"warning: {name} unavailable: {reason}", file=sys.stderr)
+    rows, series = evaluate_all(evaluator, inputs, problems, args)
     report(rows, series, evaluator, out, series_out)
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
@@ -121,7 +169,38 @@ def run(args: argparse.Namespace) -> int:
     return 1 if problems or not rows else 0
 
 
-def evaluate_all(evaluator, inputs, problems):
+def matching_file(folder: Path, video: Path, suffixes: tuple[str, ...], what: str) -> Path:
+    """The file in ``folder`` named like ``video`` (any of ``suffixes``)."""
+    stem = video.stem if video.is_file() else video.name
+    for suffix in suffixes:
+        if (folder / (stem + suffix)).exists():
+            return folder / (stem + suffix)
+    raise BenchError(
+        video,
+        f"no {what} named {stem}{{{','.join(suffixes)}}} in {folder}",
+        f"add one or pass a single {what} file",
+    )
+
+
+def paired_inputs(path: Path, args):
+    """The condition image and reference video for one input, per --condition/--reference."""
+    from metrics.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_video
+
+    condition = reference = None
+    if args.condition != "first-frame":
+        source = Path(args.condition)
+        if source.is_dir():
+            source = matching_file(source, path, IMAGE_SUFFIXES, "condition image")
+        condition = read_video(source).frames[0]
+    if args.reference:
+        source = Path(args.reference)
+        if source.is_dir():
+            source = matching_file(source, path, (*VIDEO_SUFFIXES, ".npy", ".npz"), "reference")
+        reference = read_video(source)
+    return condition, reference
+
+
+def evaluate_all(evaluator, inputs, problems, args):
     """Evaluate each input; a bad video becomes a reported problem, the others still run."""
     from tqdm import tqdm
 
@@ -130,10 +209,13 @@ def evaluate_all(evaluator, inputs, problems):
     rows, series = [], []
     for path in tqdm(inputs, desc="eval", unit="video", file=sys.stderr, disable=None):
         try:
-            result = evaluator(read_video(path))
+            condition, reference = paired_inputs(path, args)
+            result = evaluator(
+                read_video(path), condition=condition, reference=reference, prompt=args.prompt
+            )
         except BenchError as err:
             problems.append(str(err))
-            rows.append({"video": str(path), "error": err.problem})
+            rows.append({"video": str(path), "error": str(err)})
             continue
         problems.extend(result.errors.values())
         rows.append(
@@ -145,7 +227,10 @@ def evaluate_all(evaluator, inputs, problems):
                 "fps": result.fps,
                 **result.scalars,
                 "error": "; ".join(f"{k}: {v}" for k, v in result.errors.items()),
+                "unavailable": "; ".join(f"{k}: {v}" for k, v in result.unavailable.items()),
                 "notes": "; ".join(result.notes),
+                "condition": args.condition,
+                "reference": str(reference_of(path, args) or ""),
                 **result.provenance,
             }
         )
@@ -155,6 +240,19 @@ def evaluate_all(evaluator, inputs, problems):
                 for i, v in enumerate(values)
             )
     return rows, series
+
+
+def reference_of(path: Path, args) -> Path | None:
+    from metrics.video_io import VIDEO_SUFFIXES
+
+    if not args.reference:
+        return None
+    source = Path(args.reference)
+    return (
+        matching_file(source, path, (*VIDEO_SUFFIXES, ".npy", ".npz"), "reference")
+        if source.is_dir()
+        else source
+    )
 
 
 def report(rows, series, evaluator, out, series_out) -> None:
@@ -171,11 +269,12 @@ def report(rows, series, evaluator, out, series_out) -> None:
         write_table(pd.DataFrame(series, columns=["video", "metric", "index", "value"]), series_out)
     shown = table[["video", *[n for n in evaluator.names if n in table]]].copy()
     shown["video"] = shown["video"].map(lambda p: Path(p).name)
+    for name in evaluator.unavailable:
+        shown[name] = "unavailable"
     print(shown.to_string(index=False, float_format=_fmt))
-    print(
-        f"flow: {evaluator.provenance['flow_backend']} "
-        f"(weights: {evaluator.provenance['flow_weights']}), device {evaluator.device}"
-    )
+    for key, label in evaluator.provenance.items():
+        if key.endswith("_weights") or key in ("flow_backend", "device"):
+            print(f"{key}: {label}")
     if out:
         print(f"wrote {out}" + (f" and {series_out}" if series_out else ""))
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from functools import cached_property
 
-HELP = "time the metric pipeline against the per-pair way peer suites work"
+HELP = "time the metric pipeline against the per-pair, per-metric way peer suites work"
 
 
 def add_parser(commands) -> None:
@@ -20,21 +21,26 @@ def add_parser(commands) -> None:
     metrics = targets.add_parser(
         "metrics",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        help="this project's pipeline (flows once, batched) vs one pair at a time, per metric",
-        description="Evaluate a fixed synthetic set two ways in one run and print throughput "
-        "and the ratio: (1) this project's pipeline, flows computed once per video, "
-        "batched over pairs and shared by every metric; (2) the per-pair way, where "
-        "each metric recomputes its own flows one pair at a time (batch 1).",
+        help="this project's pipeline vs one pair / frame at a time, per metric",
+        description="Evaluate a fixed synthetic set (each video with a noisy copy as its "
+        "reference and its first frame as condition) two ways in one run and print "
+        "throughput and the ratio: (1) this project's pipeline: flows and network "
+        "embeddings computed once per video, batched, shared by every metric; (2) the "
+        "way peer suites work: each metric recomputes what it needs, flows one pair "
+        "at a time and networks one frame at a time (batch 1).",
     )
     metrics.add_argument("--videos", type=int, default=4, help="videos in the synthetic set")
     metrics.add_argument("--frames", type=int, default=24, help="frames per video")
     metrics.add_argument("--size", type=int, default=128, help="height and width in pixels")
+    metrics.add_argument(
+        "--metrics", default="*", help="metric names or wildcards, comma-separated (default: all)"
+    )
     metrics.add_argument("--flow", default="dis", choices=("dis", "raft_large", "raft_small"))
     metrics.add_argument("--flow-weights", metavar="FILE", help="RAFT weights file")
     metrics.add_argument(
         "--allow-random-weights",
         action="store_true",
-        help="time RAFT with random weights (same cost; flows meaningless)",
+        help="time networks with random weights when none resolve (same cost)",
     )
     metrics.add_argument("--device", default="cpu")
     metrics.add_argument("--batch-size", type=int, default=16, help="pairs per flow batch")
@@ -80,78 +86,96 @@ class _PerPairFlows:
         return self._one_by_one(self.frames[1:], self.frames[:-1])
 
 
-def per_pair_way(evaluator, video) -> dict[str, float]:
-    """Each metric on its own, recomputing the flows it uses one pair at a time (batch 1)."""
+def per_metric_way(evaluator, video, reference) -> dict[str, float]:
+    """Each metric on its own context: nothing shared, flows per pair, networks batch 1."""
     from metrics.base import VideoContext
 
-    scores = {}
-    for name, metric in evaluator.metrics.items():
-        ctx = VideoContext(video, evaluator.device)
-        ctx.flows = _PerPairFlows(ctx.frames, evaluator.flow_backend)
-        scores[name] = metric.score(ctx).value
-    return scores
+    networks = list(evaluator.backbones._loaded.values())
+    batch_sizes = [n.batch_size for n in networks]
+    for network in networks:
+        network.batch_size = 1
+    try:
+        scores = {}
+        for name, metric in evaluator.metrics.items():
+            if name in evaluator.unavailable:
+                continue
+            ctx = VideoContext(
+                video,
+                evaluator.device,
+                backbones=evaluator.backbones,
+                condition=video.frames[0],
+                reference=reference,
+            )
+            ctx.flows = _PerPairFlows(ctx.frames, evaluator.flow_backend)
+            scores[name] = metric.score(ctx).value
+        return scores
+    finally:
+        for network, size in zip(networks, batch_sizes, strict=True):
+            network.batch_size = size
 
 
 def run_metrics(args: argparse.Namespace) -> int:
-    import math
-
     from bench.common import check_device
     from metrics import Evaluator, Video
+    from metrics.distortions import noise
     from metrics.synthetic import make_set
 
     check_device(args.device)
+    clips = make_set(args.videos, frames=args.frames, size=(args.size, args.size))
     videos = [
-        Video(v.frames, None, f"synthetic-{v.kind}-{i}")
-        for i, v in enumerate(
-            make_set(args.videos, frames=args.frames, size=(args.size, args.size))
-        )
+        Video(noise(c.frames, 6, seed=i), None, f"synthetic-{c.kind}-{i}")
+        for i, c in enumerate(clips)
     ]
+    references = [Video(c.frames, None, f"reference-{i}") for i, c in enumerate(clips)]
     evaluator = Evaluator(
-        None,
+        [m.strip() for m in args.metrics.split(",")],
         flow=args.flow,
         device=args.device,
         flow_weights=args.flow_weights,
         allow_random_weights=args.allow_random_weights,
         flow_batch_size=args.batch_size,
+        with_reference=True,
     )
+    timed = [n for n in evaluator.names if n not in evaluator.unavailable]
     print(
-        f"set: {args.videos} synthetic videos x {args.frames} frames, {args.size}x{args.size}; "
-        f"metrics: {', '.join(evaluator.names)}"
+        f"set: {args.videos} synthetic videos x {args.frames} frames, {args.size}x{args.size}, "
+        f"with references; device {args.device}, best of {args.repeats}"
     )
-    print(
-        f"flow: {evaluator.provenance['flow_backend']} ({evaluator.provenance['flow_weights']}), "
-        f"device {args.device}, best of {args.repeats}"
-    )
-    evaluator(videos[0])  # warm-up (lazy imports, kernels, thread pools)
-    pipeline = [None] * len(videos)
-    baseline = [None] * len(videos)
+    print(f"metrics timed ({len(timed)}): {', '.join(timed)}")
+    for name in evaluator.unavailable:
+        print(f"not timed: {name} (weights unavailable; --allow-random-weights times it)")
+    for key, label in evaluator.provenance.items():
+        if key.endswith("_weights") or key == "flow_backend":
+            print(f"{key}: {label}")
 
     def run_pipeline():
-        for i, video in enumerate(videos):
-            pipeline[i] = evaluator(video).scalars
+        return [evaluator(v, reference=r).scalars for v, r in zip(videos, references, strict=True)]
 
     def run_baseline():
-        for i, video in enumerate(videos):
-            baseline[i] = per_pair_way(evaluator, video)
+        return [per_metric_way(evaluator, v, r) for v, r in zip(videos, references, strict=True)]
 
+    pipeline, baseline = run_pipeline(), run_baseline()  # warm-up, and the scores to compare
     fast = _best_time(run_pipeline, args.repeats, args.device)
     slow = _best_time(run_baseline, args.repeats, args.device)
-    frames = args.videos * args.frames
     diff = max(
-        abs(a[k] - b[k])
-        for a, b in zip(pipeline, baseline, strict=True)
-        for k in a
-        if not (math.isnan(a[k]) and math.isnan(b[k]))
+        (
+            abs(a[k] - b[k])
+            for a, b in zip(pipeline, baseline, strict=True)
+            for k in b
+            if not (math.isnan(a[k]) and math.isnan(b[k]))
+        ),
+        default=0.0,
     )
-    print(f"{'way':42s} {'seconds':>8s} {'videos/s':>9s} {'frames/s':>9s}")
+    frames = args.videos * args.frames
+    print(f"{'way':44s} {'seconds':>8s} {'videos/s':>9s} {'frames/s':>9s}")
     for label, seconds in (
-        ("pipeline (flows once, batched, shared)", fast),
-        ("per-pair (batch 1, flows per metric)", slow),
+        ("pipeline (computed once, batched, shared)", fast),
+        ("per-metric (flows per pair, networks batch 1)", slow),
     ):
-        print(f"{label:42s} {seconds:8.3f} {args.videos / seconds:9.2f} {frames / seconds:9.1f}")
+        print(f"{label:44s} {seconds:8.3f} {args.videos / seconds:9.2f} {frames / seconds:9.1f}")
     print(f"speed-up: {slow / fast:.2f}x  (largest score difference between the ways: {diff:.2e})")
     print(
-        f"one {args.frames}-frame {args.size}x{args.size} video, all temporal metrics: "
-        f"{fast / args.videos:.3f} s"
+        f"one {args.frames}-frame {args.size}x{args.size} video with its reference, "
+        f"{len(timed)} metrics: {fast / args.videos:.3f} s"
     )
     return 0

@@ -12,6 +12,7 @@ import torch
 
 from metrics.errors import MetricInputError
 from metrics.flow import FlowField, compute_flows
+from metrics.registry import Registry
 from metrics.video_io import Video, as_video
 
 
@@ -30,7 +31,8 @@ class MetricInfo:
     needs_flow: bool = False
     needs_reference: bool = False
     needs_condition: bool = False
-    weights: tuple[str, ...] = ()
+    needs_prompt: bool = False
+    backbone: str | None = None  # "clip", "lpips" or "i3d": pretrained network it runs
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,9 @@ class MetricResult:
 class VideoContext:
     """A video as float [T, 3, H, W] in [0, 1] on the device, with shared lazy intermediates.
 
-    Flows are computed on first use and reused by every metric that needs them.
+    Flows, network embeddings and per-frame curves are computed on first use and reused by
+    every metric that needs them (``cached``). ``condition`` is uint8 [H, W, 3] (the image the
+    video was generated from), ``reference`` a Video of the real continuation, ``prompt`` text.
     """
 
     def __init__(
@@ -53,22 +57,51 @@ class VideoContext:
         device: str | torch.device = "cpu",
         flow_backend=None,
         flow_batch_size: int = 16,
+        *,
+        backbones=None,
+        condition: np.ndarray | None = None,
+        reference: Video | None = None,
+        prompt: str | None = None,
     ):
         self.video = video
         self.device = torch.device(device)
         self.flow_backend = flow_backend
         self.flow_batch_size = flow_batch_size
+        self.backbones = backbones
+        self.condition = condition
+        self.reference = reference
+        self.prompt = prompt
+        self._cache: dict[str, object] = {}
+
+    def cached(self, key: str, compute):
+        """Compute ``compute()`` once per context under ``key``."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     @cached_property
     def frames(self) -> torch.Tensor:
-        tensor = torch.from_numpy(self.video.frames).to(self.device)
-        return tensor.permute(0, 3, 1, 2).float().div(255)
+        return to_tensor(self.video.frames, self.device)
+
+    @cached_property
+    def condition_tensor(self) -> torch.Tensor:
+        """The condition image as float [1, 3, H, W] in [0, 1]."""
+        return to_tensor(self.condition[None], self.device)
+
+    @cached_property
+    def reference_frames(self) -> torch.Tensor:
+        return to_tensor(self.reference.frames, self.device)
 
     @cached_property
     def flows(self) -> FlowField:
         if self.flow_backend is None:
             raise RuntimeError("this context was built without a flow backend")
         return compute_flows(self.frames, self.flow_backend, self.flow_batch_size)
+
+
+def to_tensor(frames: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 [T, H, W, 3] -> float [T, 3, H, W] in [0, 1] on ``device``."""
+    return torch.tensor(frames, device=device).permute(0, 3, 1, 2).float() / 255
 
 
 class Metric:
@@ -83,6 +116,15 @@ class Metric:
     def score(self, ctx: VideoContext) -> MetricResult:
         """Score one video; subclasses implement ``_score`` with the functional core."""
         frames = ctx.video.num_frames
+        for needed, given, flag in (
+            ("condition", ctx.condition, "--condition"),
+            ("reference", ctx.reference, "--reference"),
+            ("prompt", ctx.prompt, "--prompt"),
+        ):
+            if getattr(self.info, f"needs_{needed}") and given is None:
+                raise MetricInputError(
+                    ctx.video.source, f"{self.info.name} needs a {needed}", f"pass {flag}"
+                )
         if frames < self.info.min_frames:
             raise MetricInputError(
                 ctx.video.source,
@@ -119,3 +161,18 @@ def series_result(series: torch.Tensor) -> MetricResult:
     array = series.detach().cpu().double().numpy()
     finite = array[np.isfinite(array)]
     return MetricResult(float(finite.mean()) if finite.size else float("nan"), array)
+
+
+METRICS: Registry[type[Metric]] = Registry("metric")
+
+
+def register(cls: type[Metric]) -> type[Metric]:
+    """Class decorator: add a metric to the registry under ``cls.info.name``."""
+    return METRICS.register(cls.info.name)(cls)
+
+
+def slope_result(curve: torch.Tensor) -> MetricResult:
+    """Least-squares slope of a per-frame curve over normalised time [0, 1] (NaN if < 2)."""
+    from metrics.functional.curves import normalised_slope
+
+    return MetricResult(normalised_slope(curve), curve.detach().cpu().double().numpy())

@@ -15,12 +15,16 @@ from metrics.errors import VideoInputError
 from metrics.synthetic import velocity
 
 __all__ = [
+    "blur",
     "brightness_shift",
+    "content_drift",
     "drop_frames",
     "duplicate_frames",
     "flicker",
     "jittered_trajectory",
+    "jpeg",
     "nested_positions",
+    "noise",
 ]
 
 
@@ -104,3 +108,49 @@ def jittered_trajectory(
     noise[0] = 0.0
     line = np.arange(frames, dtype=np.float64)[:, None] * velocity(speed, direction_deg)
     return line + amount * noise
+
+
+def blur(frames: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of every frame with standard deviation ``sigma`` px (0 = copy)."""
+    import cv2
+
+    frames = _video(frames)
+    if sigma <= 0:
+        return frames.copy()
+    return np.stack(
+        [cv2.GaussianBlur(f, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) for f in frames]
+    )
+
+
+def noise(frames: np.ndarray, std: float, seed: int = 0) -> np.ndarray:
+    """Additive Gaussian noise of ``std`` levels; the same seeded draws for every ``std``."""
+    frames = _video(frames)
+    z = np.random.default_rng(seed).standard_normal(frames.shape)
+    return _to_uint8(frames.astype(np.float64) + std * z)
+
+
+def jpeg(frames: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG-compress every frame at ``quality`` (1-95, lower is worse; 100 = copy)."""
+    import io
+
+    from PIL import Image
+
+    frames = _video(frames)
+    if quality >= 100:
+        return frames.copy()
+    out = []
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=int(quality))
+        out.append(np.asarray(Image.open(buffer).convert("RGB")))
+    return np.stack(out)
+
+
+def content_drift(frames: np.ndarray, other: np.ndarray, amount: float) -> np.ndarray:
+    """Blend each frame towards ``other`` (same shape) with weight ``amount * t / (T-1)``.
+
+    Frame 0 is untouched and the drift grows linearly over time: ``amount`` 1 ends on ``other``.
+    """
+    frames, other = _video(frames), _video(other)
+    weight = amount * np.linspace(0.0, 1.0, len(frames))[:, None, None, None]
+    return _to_uint8((1 - weight) * frames + weight * other)

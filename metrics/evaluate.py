@@ -1,4 +1,4 @@
-"""Evaluate videos with a set of metrics, computing shared intermediates (flows) once."""
+"""Evaluate videos with a set of metrics, computing shared intermediates once per video."""
 
 from __future__ import annotations
 
@@ -10,17 +10,21 @@ from importlib import metadata
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from metrics.base import Metric, VideoContext
-from metrics.errors import MetricInputError
+import metrics.consistency
+import metrics.quality
+import metrics.temporal  # noqa: F401  (the three families register their metrics on import)
+from metrics.backbones import Backbones
+from metrics.base import METRICS, Metric, VideoContext
+from metrics.errors import BenchError, MetricInputError, WeightsNotFoundError
 from metrics.flow import create_flow_backend
-from metrics.temporal import METRICS
 from metrics.video_io import Video, as_video, read_video
 
 
 @dataclass
 class VideoEvaluation:
-    """Per-video scalars, per-pair/triple series, per-metric errors and provenance."""
+    """Per-video scalars, per-frame/pair/triple series, errors, unavailable metrics, provenance."""
 
     source: str
     num_frames: int
@@ -30,6 +34,7 @@ class VideoEvaluation:
     scalars: dict[str, float] = field(default_factory=dict)
     series: dict[str, np.ndarray] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     provenance: dict[str, str] = field(default_factory=dict)
 
@@ -62,8 +67,29 @@ def _versions() -> dict[str, str]:
     }
 
 
+def select_metrics(
+    patterns: Sequence[str] | None, *, with_reference: bool, with_prompt: bool
+) -> list[str]:
+    """Expand patterns; the default set leaves out metrics whose input was not given, while a
+    metric named explicitly without its input is a setup error."""
+    chosen = METRICS.select(patterns or ["*"])
+    missing = {"reference": not with_reference, "prompt": not with_prompt}
+    kept = []
+    for name in chosen:
+        info = METRICS.get(name).info
+        lacking = [
+            what for what, absent in missing.items() if absent and getattr(info, f"needs_{what}")
+        ]
+        if not lacking:
+            kept.append(name)
+        elif patterns and name in patterns:
+            raise BenchError(name, f"needs a {lacking[0]}", f"pass --{lacking[0]}")
+    return kept
+
+
 class Evaluator:
-    """Holds the metric instances and one flow backend; call it on each video."""
+    """Holds the metric instances, one flow backend and the pretrained networks; call it on each
+    video. Metrics whose weights do not resolve are reported unavailable, the rest still run."""
 
     def __init__(
         self,
@@ -74,30 +100,59 @@ class Evaluator:
         flow_weights: str | None = None,
         allow_random_weights: bool = False,
         flow_batch_size: int = 16,
+        clip_weights: str | None = None,
+        lpips_net: str = "alex",
+        with_reference: bool = False,
+        with_prompt: bool = False,
+        resize_reference: bool = False,
     ):
-        self.names = METRICS.select(metrics or ["*"])
+        self.names = select_metrics(metrics, with_reference=with_reference, with_prompt=with_prompt)
         self.metrics = {name: create_metric(name) for name in self.names}
         self.device = device
         self.flow_batch_size = flow_batch_size
+        self.resize_reference = resize_reference
         needs_flow = any(m.info.needs_flow for m in self.metrics.values())
         self.flow_backend = (
             create_flow_backend(flow, device, flow_weights, allow_random_weights)
             if needs_flow
             else None
         )
+        self.backbones = Backbones(
+            device,
+            allow_random_weights=allow_random_weights,
+            clip_weights=clip_weights,
+            lpips_net=lpips_net,
+        )
+        self.unavailable: dict[str, str] = {}
+        for name, metric in self.metrics.items():
+            backbone = metric.info.backbone
+            if backbone is None:
+                continue
+            try:
+                self.backbones.get(backbone)
+            except WeightsNotFoundError as err:
+                self.unavailable[name] = str(err)
         self.provenance = {
             "flow_backend": self.flow_backend.name if self.flow_backend else "none",
             "flow_weights": self.flow_backend.weights if self.flow_backend else "none",
+            **{f"{k}_weights": v for k, v in self.backbones.labels.items()},
             "device": device,
             **{f"version_{k}": v for k, v in _versions().items()},
         }
 
-    def __call__(self, video: Video | np.ndarray | str) -> VideoEvaluation:
+    def __call__(
+        self,
+        video: Video | np.ndarray | str,
+        *,
+        condition: np.ndarray | None = None,
+        reference: Video | None = None,
+        prompt: str | None = None,
+    ) -> VideoEvaluation:
+        """Score one video. ``condition`` (uint8 [H, W, 3]) defaults to its first frame."""
         if isinstance(video, str):
             video = read_video(video)
         elif not isinstance(video, Video):
             video = as_video(video)
-        ctx = VideoContext(video, self.device, self.flow_backend, self.flow_batch_size)
         result = VideoEvaluation(
             video.source,
             video.num_frames,
@@ -107,8 +162,25 @@ class Evaluator:
             notes=video.notes,
             provenance=dict(self.provenance),
         )
+        condition, reference, problem = self._prepare(video, condition, reference, result)
+        ctx = VideoContext(
+            video,
+            self.device,
+            self.flow_backend,
+            self.flow_batch_size,
+            backbones=self.backbones,
+            condition=condition,
+            reference=reference,
+            prompt=prompt,
+        )
         for name, metric in self.metrics.items():
+            if name in self.unavailable:
+                result.scalars[name] = math.nan
+                result.unavailable[name] = self.unavailable[name]
+                continue
             try:
+                if problem and metric.info.needs_reference:
+                    raise problem
                 score = metric.score(ctx)
             except MetricInputError as err:
                 result.scalars[name] = math.nan
@@ -120,9 +192,59 @@ class Evaluator:
                 result.series[name] = score.series
         return result
 
+    def _prepare(self, video: Video, condition, reference, result):
+        """Fit condition and reference to the video's frame size (or say why not)."""
+        size = (video.height, video.width)
+        if condition is None and video.num_frames:
+            condition = video.frames[0]
+        elif condition is not None and condition.shape[:2] != size:
+            condition = resize_frames(condition[None], size)[0]
+            result.notes += (f"condition resized to {size[1]}x{size[0]}",)
+        problem = None
+        if reference is not None:
+            ref_size = (reference.height, reference.width)
+            if ref_size != size and self.resize_reference:
+                reference = Video(
+                    resize_frames(reference.frames, size),
+                    reference.fps,
+                    reference.source,
+                    reference.notes,
+                )
+                result.notes += (f"reference resized from {ref_size[1]}x{ref_size[0]}",)
+            elif ref_size != size:
+                problem = MetricInputError(
+                    reference.source,
+                    f"reference frames are {ref_size[1]}x{ref_size[0]}, video {video.source} "
+                    f"is {size[1]}x{size[0]}",
+                    "pass --resize-reference to resize the reference",
+                )
+                reference = None
+            elif reference.num_frames != video.num_frames:
+                count = min(reference.num_frames, video.num_frames)
+                result.notes += (
+                    f"reference has {reference.num_frames} frames, compared over the first {count}",
+                )
+        return condition, reference, problem
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 [T, H, W, 3] -> uint8 [T, *size, 3], bicubic with antialiasing."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    tensor = F.interpolate(tensor, size=size, mode="bicubic", align_corners=False, antialias=True)
+    return tensor.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
 
 def evaluate(
-    video: Video | np.ndarray | str, metrics: Sequence[str] | None = None, **options
+    video: Video | np.ndarray | str,
+    metrics: Sequence[str] | None = None,
+    *,
+    condition: np.ndarray | None = None,
+    reference: Video | None = None,
+    prompt: str | None = None,
+    **options,
 ) -> VideoEvaluation:
     """Evaluate one video (path, Video or uint8 [T, H, W, 3] array) with the given metrics."""
-    return Evaluator(metrics, **options)(video)
+    evaluator = Evaluator(
+        metrics, with_reference=reference is not None, with_prompt=prompt is not None, **options
+    )
+    return evaluator(video, condition=condition, reference=reference, prompt=prompt)

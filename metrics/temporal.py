@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from metrics.base import Metric, MetricInfo, MetricResult, VideoContext, series_result
+from metrics.base import Metric, MetricInfo, MetricResult, VideoContext, register, series_result
 from metrics.functional import flicker, motion, smoothness
-from metrics.registry import Registry
-
-METRICS: Registry[type[Metric]] = Registry("metric")
-
-
-def register(cls: type[Metric]) -> type[Metric]:
-    return METRICS.register(cls.info.name)(cls)
 
 
 @register

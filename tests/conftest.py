@@ -1,19 +1,53 @@
-"""Test setup: never touch the network or the user's caches."""
+"""Test setup: never touch the network or the user's caches.
+
+Every weights location points at empty temp folders and downloads/conversions are off for the
+whole session, so no test depends on what happens to be cached on the machine. Tests that can
+use real pretrained files read them from ``EXSVD_TEST_WEIGHTS_DIR`` and skip otherwise.
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 
 torch.set_num_threads(2)
 
+WEIGHT_ENV = (
+    "EXSVD_WEIGHTS_RAFT_LARGE",
+    "EXSVD_WEIGHTS_RAFT_SMALL",
+    "EXSVD_WEIGHTS_CLIP_VIT_B32",
+    "EXSVD_WEIGHTS_LPIPS_ALEX",
+    "EXSVD_WEIGHTS_LPIPS_VGG",
+    "EXSVD_WEIGHTS_I3D_K400",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_session(tmp_path_factory):
+    root = tmp_path_factory.mktemp("session-caches")
+    with pytest.MonkeyPatch.context() as patch:
+        _isolate(patch, root)
+        yield
+
 
 @pytest.fixture(autouse=True)
 def offline_caches(tmp_path_factory, monkeypatch):
-    """Point every weights location at empty temp folders and forbid downloads."""
-    root = tmp_path_factory.mktemp("caches")
-    monkeypatch.setenv("EXSVD_OFFLINE", "1")
-    monkeypatch.setenv("EXSVD_WEIGHTS_DIR", str(root / "weights"))
-    monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
-    for name in ("EXSVD_WEIGHTS_RAFT_LARGE", "EXSVD_WEIGHTS_RAFT_SMALL"):
-        monkeypatch.delenv(name, raising=False)
+    """A fresh, empty set of weights locations for each test."""
+    _isolate(monkeypatch, tmp_path_factory.mktemp("caches"))
+
+
+def _isolate(patch, root) -> None:
+    patch.setenv("EXSVD_OFFLINE", "1")
+    patch.setenv("EXSVD_WEIGHTS_DIR", str(root / "weights"))
+    patch.setenv("TORCH_HOME", str(root / "torch"))
+    patch.setenv("HF_HOME", str(root / "hf"))
+    patch.delenv("HF_HUB_CACHE", raising=False)
+    for name in WEIGHT_ENV:
+        patch.delenv(name, raising=False)
+
+
+def real_weights_dir() -> str | None:
+    """Where real pretrained files for the optional tests live, if anywhere."""
+    return os.environ.get("EXSVD_TEST_WEIGHTS_DIR")

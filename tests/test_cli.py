@@ -197,3 +197,107 @@ def test_real_entry_point_help_and_exit_codes(tmp_path):
     missing = bench("eval", "--flow", "dis", str(tmp_path / "missing.mp4"))
     assert missing.returncode == 1
     assert "Traceback" not in missing.stderr and "missing.mp4: no such file" in missing.stderr
+
+
+def test_condition_and_reference_folders_are_matched_by_name(tmp_path, clip, capsys):
+    videos, conditions, references = (tmp_path / d for d in ("videos", "cond", "ref"))
+    for folder in (videos, conditions, references):
+        folder.mkdir()
+    for name, shift in (("a", 0), ("b", 40)):
+        np.save(videos / f"{name}.npy", clip)
+        Image.fromarray(np.roll(clip[0], shift, axis=1)).save(conditions / f"{name}.png")
+        np.save(references / f"{name}.npy", clip)
+    out = tmp_path / "t.csv"
+    code, _, err = run_cli(
+        capsys,
+        videos,
+        "--condition",
+        conditions,
+        "--reference",
+        references,
+        "--metrics",
+        "ssim_condition,psnr,ssim",
+        "--out",
+        out,
+    )
+    assert code == 0, err
+    table = pd.read_csv(out).set_index(pd.read_csv(out).video.str[-5:])
+    assert table.loc["a.npy", "ssim_condition"] > table.loc["b.npy", "ssim_condition"] + 0.2
+    assert np.allclose(table["psnr"], 100, atol=1e-3)  # reference == video
+    assert table["reference"].str.endswith(".npy").all()
+
+
+def test_missing_condition_for_one_video_reports_it_and_scores_the_other(tmp_path, clip, capsys):
+    (tmp_path / "cond").mkdir()
+    np.save(tmp_path / "a.npy", clip)
+    np.save(tmp_path / "b.npy", clip)
+    Image.fromarray(clip[0]).save(tmp_path / "cond" / "a.png")
+    code, stdout, err = run_cli(
+        capsys,
+        tmp_path / "a.npy",
+        tmp_path / "b.npy",
+        "--condition",
+        tmp_path / "cond",
+        "--metrics",
+        "ssim_condition",
+    )
+    assert code == 1
+    assert any(
+        "b.npy" in line and "no condition image named b" in line for line in error_lines(err)
+    ), err
+    assert "a.npy" in stdout
+
+
+def test_unavailable_weights_column_says_so_and_the_rest_run(tmp_path, clip, capsys):
+    np.save(tmp_path / "v.npy", clip)
+    out = tmp_path / "t.csv"
+    code, stdout, err = run_cli(
+        capsys, tmp_path / "v.npy", "--metrics", "clip_condition,warping_error", "--out", out
+    )
+    assert code == 0, err
+    assert "warning: clip_condition unavailable" in err and "EXSVD_WEIGHTS_CLIP_VIT_B32" in err
+    assert "unavailable" in stdout
+    row = pd.read_csv(out).iloc[0]
+    assert np.isnan(row["clip_condition"]) and np.isfinite(row["warping_error"])
+    assert row["unavailable"].startswith("clip_condition: ")
+
+
+def test_random_weights_are_labelled_in_every_row(tmp_path, clip, capsys):
+    np.save(tmp_path / "v.npy", clip)
+    out = tmp_path / "t.csv"
+    code, _, err = run_cli(
+        capsys,
+        tmp_path / "v.npy",
+        "--metrics",
+        "lpips_condition",
+        "--allow-random-weights",
+        "--out",
+        out,
+    )
+    assert code == 0, err
+    assert pd.read_csv(out)["lpips_weights"].str.contains("RANDOM INIT").all()
+
+
+def test_explicit_reference_metric_without_reference_is_a_setup_error(tmp_path, clip, capsys):
+    np.save(tmp_path / "v.npy", clip)
+    code, _, err = run_cli(capsys, tmp_path / "v.npy", "--metrics", "psnr")
+    assert code == 2 and "psnr: needs a reference; pass --reference" in err
+
+
+def test_weights_list_and_fetch(capsys, monkeypatch, tmp_path):
+    assert main(["weights", "list"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("raft_large", "clip_vit_b32", "lpips_alex", "i3d_k400"):
+        assert name in listing
+    assert "missing" in listing
+    assert main(["weights", "fetch", "nonsense"]) == 2
+    assert "unknown weights" in capsys.readouterr().err
+    from metrics import weights
+
+    def no_network(url, dest):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(weights, "_download", no_network)
+    assert main(["weights", "fetch", "raft_small"]) == 1
+    err = capsys.readouterr().err
+    assert "download failed (Name or service not known)" in err and len(err.splitlines()) == 1

@@ -73,7 +73,7 @@ def test_raft_without_weights_names_every_place_searched():
         "EXSVD_WEIGHTS_RAFT_LARGE",
         os.environ["EXSVD_WEIGHTS_DIR"],
         os.path.join(os.environ["TORCH_HOME"], "hub", "checkpoints"),
-        "download skipped",
+        "download and conversion skipped",
         "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
         "--flow dis",
     ):
@@ -101,7 +101,7 @@ def _fake_weights(path):
 
 def test_resolution_order_and_checksum(tmp_path, monkeypatch):
     spec = WEIGHTS["raft_small"]
-    weights_file = _fake_weights(tmp_path / spec.filename)
+    weights_file = _fake_weights(tmp_path / spec.files[0].filename)
     # The file's sha256 does not start with torchvision's prefix: rejected with a clear error.
     monkeypatch.setenv(spec.env_var, str(weights_file))
     with pytest.raises(BenchError, match="checksum mismatch"):
@@ -110,10 +110,9 @@ def test_resolution_order_and_checksum(tmp_path, monkeypatch):
     from metrics import weights
 
     digest = weights.sha256_of(weights_file)
+    pinned = weights.WeightFile(spec.files[0].filename, digest[:8], spec.files[0].url)
     monkeypatch.setitem(
-        weights.WEIGHTS,
-        "raft_small",
-        weights.WeightSpec(**{**spec.__dict__, "sha256_prefix": digest[:8]}),
+        weights.WEIGHTS, "raft_small", weights.WeightSpec(**{**spec.__dict__, "files": (pinned,)})
     )
     found = resolve("raft_small")
     assert found.source == f"${spec.env_var}" and found.path == weights_file
@@ -127,16 +126,16 @@ def test_resolution_order_and_checksum(tmp_path, monkeypatch):
     monkeypatch.delenv(spec.env_var)
     project_dir = weights.weights_dir()
     project_dir.mkdir(parents=True)
-    (project_dir / spec.filename).write_bytes(weights_file.read_bytes())
+    (project_dir / spec.files[0].filename).write_bytes(weights_file.read_bytes())
     assert resolve("raft_small").source == "project weights dir"
-    (project_dir / spec.filename).unlink()
-    hub = spec.library_cache()
+    (project_dir / spec.files[0].filename).unlink()
+    hub = spec.library_cache()[0]
     hub.mkdir(parents=True)
-    (hub / spec.filename).write_bytes(weights_file.read_bytes())
+    (hub / spec.files[0].filename).write_bytes(weights_file.read_bytes())
     assert resolve("raft_small").source == "library cache"
     # Real RAFT code runs on the resolved (random-valued) file and the label names it.
     backend = RAFTFlow("small", num_flow_updates=1)
-    assert spec.filename in backend.weights and digest[:12] in backend.weights
+    assert spec.files[0].filename in backend.weights and digest[:12] in backend.weights
 
 
 def test_download_path_used_when_online(tmp_path, monkeypatch):
@@ -145,17 +144,18 @@ def test_download_path_used_when_online(tmp_path, monkeypatch):
     monkeypatch.delenv("EXSVD_OFFLINE")
     calls = []
 
-    def fake_download(spec, dest):
-        calls.append(spec.url)
+    def fake_download(url, dest):
+        calls.append(url)
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(b"not a real checkpoint")
 
     monkeypatch.setattr(weights, "_download", fake_download)
     with pytest.raises(BenchError, match="checksum mismatch"):
         resolve("raft_large")
-    assert calls == [WEIGHTS["raft_large"].url]
+    assert calls == [WEIGHTS["raft_large"].files[0].url]
+    assert not list(weights.weights_dir().iterdir())  # a rejected download leaves nothing
 
-    def failing_download(spec, dest):
+    def failing_download(url, dest):
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(weights, "_download", failing_download)

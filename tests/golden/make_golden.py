@@ -4,7 +4,8 @@ Run once, review the numbers for plausibility, commit the JSON:
 
     python tests/golden/make_golden.py
 
-It evaluates ``golden_set()`` (seeded synthetic clips, DIS flow, CPU) and writes
+It evaluates ``golden_set()`` (seeded synthetic clips, DIS flow, CPU, condition = first frame,
+reference = the undistorted clip for the distorted ones) and writes
 ``tests/golden/temporal_metrics.json`` with the versions that produced it. ``test_golden.py``
 recomputes the same set and compares within the tolerances recorded in the file.
 """
@@ -17,30 +18,45 @@ from pathlib import Path
 
 import numpy as np
 
-from metrics import Evaluator
+from metrics import Evaluator, list_metrics
+from metrics.base import METRICS
 from metrics.distortions import duplicate_frames, flicker
 from metrics.synthetic import make_video
+from metrics.video_io import Video
 
 GOLDEN = Path(__file__).with_name("temporal_metrics.json")
 RTOL, ATOL = 0.02, 1e-6
 
 
-def golden_set() -> dict[str, np.ndarray]:
-    """Fixed clips, 12 frames of 96x96: each motion kind plus two distorted pans."""
+def weight_free_metrics() -> list[str]:
+    return [n for n in list_metrics() if METRICS.get(n).info.backbone is None]
+
+
+def golden_set() -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Fixed clips, 12 frames of 96x96: each motion kind, plus distorted pans with the clean pan
+    as their reference."""
     kw = {"frames": 12, "size": (96, 96)}
     clips = {
-        kind: make_video(kind, seed=i, **kw).frames
+        kind: (make_video(kind, seed=i, **kw).frames, None)
         for i, kind in enumerate(("pan", "zoom", "rotate", "sprites", "static"))
     }
-    clips["pan_flicker"] = flicker(clips["pan"], 0.05, seed=0)
-    clips["pan_duplicated"] = duplicate_frames(clips["pan"], 3)
+    pan = clips["pan"][0]
+    clips["pan_flicker"] = (flicker(pan, 0.05, seed=0), pan)
+    clips["pan_duplicated"] = (duplicate_frames(pan, 3), pan)
     return clips
 
 
 def compute() -> tuple[dict[str, dict[str, float]], dict[str, str]]:
-    evaluator = Evaluator(None, flow="dis")
-    values = {name: evaluator(frames).scalars for name, frames in golden_set().items()}
-    return values, evaluator.provenance
+    names = weight_free_metrics()
+    plain = Evaluator([n for n in names if not METRICS.get(n).info.needs_reference], flow="dis")
+    paired = Evaluator(names, flow="dis", with_reference=True)
+    values = {}
+    for name, (frames, reference) in golden_set().items():
+        if reference is None:
+            values[name] = plain(frames).scalars
+        else:
+            values[name] = paired(frames, reference=Video(reference, None, "clean")).scalars
+    return values, plain.provenance
 
 
 def main() -> None:

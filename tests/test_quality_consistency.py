@@ -1,0 +1,206 @@
+"""Reference quality and condition consistency under controlled distortions, CLIP on random
+weights, and the unavailable-weights path. 6 levels each (0 and 5 increasing strengths)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metrics import Evaluator, evaluate
+from metrics.distortions import blur, content_drift, jpeg, noise
+from metrics.synthetic import make_video
+from metrics.video_io import Video
+from tests.conftest import real_weights_dir
+
+FRAMES, SIZE = 8, (64, 64)
+
+
+@pytest.fixture(scope="module")
+def clean() -> np.ndarray:
+    return make_video("pan", frames=FRAMES, size=SIZE, seed=7).frames
+
+
+def real_weights(filename: str) -> Path:
+    folder = real_weights_dir()
+    path = Path(folder) / filename if folder else None
+    if not path or not path.is_file():
+        pytest.skip(
+            f"needs {filename} in $EXSVD_TEST_WEIGHTS_DIR "
+            "(python -m bench weights fetch ..., then point the variable at the dir)"
+        )
+    return path
+
+
+@pytest.fixture
+def lpips_weights(monkeypatch):
+    monkeypatch.setenv(
+        "EXSVD_WEIGHTS_LPIPS_ALEX", str(real_weights("lpips_alex_backbone.safetensors"))
+    )
+
+
+DISTORTIONS = {
+    "blur": (blur, (0, 0.5, 1.0, 1.5, 2.0, 3.0)),
+    "noise": (noise, (0, 4, 8, 16, 24, 32)),
+    "jpeg": (jpeg, (100, 90, 70, 50, 30, 10)),
+}
+
+
+def reference_scores(clean, distortion, metrics, **options):
+    apply, levels = DISTORTIONS[distortion]
+    evaluator = Evaluator(metrics, with_reference=True, **options)
+    reference = Video(clean, None, "clean")
+    return [evaluator(apply(clean, level), reference=reference).scalars for level in levels]
+
+
+def strictly(values, worse):
+    steps = np.diff(values)
+    return bool((steps > 0).all() if worse == "up" else (steps < 0).all())
+
+
+@pytest.mark.parametrize("distortion", sorted(DISTORTIONS))
+def test_psnr_and_ssim_get_strictly_worse(clean, distortion):
+    results = reference_scores(clean, distortion, ["psnr", "ssim"])
+    assert strictly([r["psnr"] for r in results[1:]], "down"), results
+    assert strictly([r["ssim"] for r in results], "down"), results
+    assert results[0]["psnr"] == pytest.approx(100, abs=1e-3)  # identical frames, capped
+    assert results[0]["ssim"] == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("distortion", sorted(DISTORTIONS))
+def test_lpips_gets_strictly_worse_with_real_weights(clean, distortion, lpips_weights):
+    results = reference_scores(clean, distortion, ["lpips"])
+    assert results[0]["lpips"] == pytest.approx(0, abs=1e-6)
+    assert strictly([r["lpips"] for r in results], "up"), results
+
+
+def drift_scores(metrics, **options):
+    """A still shot of the condition drifting, more and more over time, to other content."""
+    still = make_video("static", frames=FRAMES, size=SIZE, seed=7).frames
+    other = make_video("pan", frames=FRAMES, size=SIZE, seed=99).frames
+    evaluator = Evaluator(metrics, **options)
+    return [evaluator(content_drift(still, other, a)).scalars for a in (0, 0.2, 0.4, 0.6, 0.8, 1)]
+
+
+def test_content_drift_makes_ssim_condition_worse_and_its_slope_more_negative():
+    results = drift_scores(["ssim_condition", "ssim_condition_slope"])
+    assert strictly([r["ssim_condition"] for r in results], "down"), results
+    assert strictly([r["ssim_condition_slope"] for r in results], "down"), results
+
+
+def test_content_drift_makes_lpips_condition_worse(lpips_weights):
+    results = drift_scores(["lpips_condition", "lpips_condition_slope"])
+    assert strictly([r["lpips_condition"] for r in results], "up"), results
+    assert strictly([r["lpips_condition_slope"] for r in results], "up"), results
+
+
+def test_reference_free_drift_follows_blur_over_time(clean):
+    """Blur growing over time lowers sharpness relative to frame 0: a negative drift slope."""
+    growing = np.stack([blur(clean[t : t + 1], 0.4 * t)[0] for t in range(FRAMES)])
+    steady = evaluate(clean, ["sharpness_drift"]).scalars["sharpness_drift"]
+    blurred = evaluate(growing, ["sharpness_drift", "contrast_drift"]).scalars
+    assert blurred["sharpness_drift"] < -0.5 < steady
+    assert blurred["contrast_drift"] < 0
+
+
+def test_clip_on_random_weights_shapes_determinism_range_and_identity(clean):
+    static = make_video("static", frames=4, size=SIZE, seed=1).frames
+    metrics = [
+        "clip_condition",
+        "clip_condition_min",
+        "clip_frame_consistency",
+        "clip_text",
+        "clip_iqa",
+    ]
+    first = Evaluator(metrics, allow_random_weights=True, with_prompt=True)
+    assert "RANDOM INIT" in first.provenance["clip_weights"]
+    a = first(clean, prompt="a textured surface panning")
+    b = Evaluator(metrics, allow_random_weights=True, with_prompt=True)(
+        clean, prompt="a textured surface panning"
+    )
+    assert a.scalars == pytest.approx(b.scalars)  # seeded random init: reproducible
+    assert len(a.series["clip_condition"]) == FRAMES
+    assert len(a.series["clip_frame_consistency"]) == FRAMES - 1
+    assert all(-1 <= v <= 1 for v in a.series["clip_condition"])
+    assert 0 <= a.scalars["clip_text"] <= 100 and 0 <= a.scalars["clip_iqa"] <= 1
+    frozen = first(static, prompt="x")
+    assert frozen.scalars["clip_condition"] == pytest.approx(1.0, abs=1e-5)
+    assert frozen.scalars["clip_frame_consistency"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_clip_batching_does_not_change_embeddings(clean):
+    from metrics.backbones import ClipEncoder
+
+    encoder = ClipEncoder("cpu", allow_random=True, batch_size=3)
+    import torch
+
+    frames = torch.from_numpy(clean).permute(0, 3, 1, 2).float() / 255
+    small = encoder.encode_images(frames)
+    encoder.batch_size = 64
+    large = encoder.encode_images(frames)
+    assert small.shape == (FRAMES, 512)
+    torch.testing.assert_close(small, large, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(small.norm(dim=1), torch.ones(FRAMES))
+
+
+def test_real_clip_ranks_the_condition_above_unrelated_content(clean, monkeypatch):
+    monkeypatch.setenv(
+        "EXSVD_WEIGHTS_CLIP_VIT_B32", str(real_weights("open_clip_model.safetensors"))
+    )
+    other = make_video("pan", frames=FRAMES, size=SIZE, seed=99).frames
+    same = evaluate(clean, ["clip_condition"]).scalars["clip_condition"]
+    drifted = evaluate(content_drift(clean, other, 1.0), ["clip_condition"]).scalars
+    assert same > drifted["clip_condition"]
+
+
+def test_missing_weights_make_the_metric_unavailable_not_the_run(clean):
+    result = evaluate(clean, ["clip_condition", "ssim_condition"])
+    assert math.isnan(result.scalars["clip_condition"])
+    reason = result.unavailable["clip_condition"]
+    assert "clip_vit_b32" in reason and "EXSVD_WEIGHTS_CLIP_VIT_B32" in reason
+    assert os.environ["HF_HOME"] in reason  # the library cache was searched
+    assert math.isfinite(result.scalars["ssim_condition"])
+
+
+def test_reference_size_mismatch_is_an_error_unless_resizing(clean):
+    small = Video(clean[:, ::2, ::2].copy(), None, "small.mp4")
+    result = Evaluator(["psnr"], with_reference=True)(clean, reference=small)
+    assert "small.mp4" in result.errors["psnr"] and "--resize-reference" in result.errors["psnr"]
+    resized = Evaluator(["psnr"], with_reference=True, resize_reference=True)(
+        clean, reference=small
+    )
+    assert 15 < resized.scalars["psnr"] < 100 and "reference resized" in "; ".join(resized.notes)
+
+
+def test_frames_are_encoded_once_per_backbone(clean, monkeypatch):
+    from metrics.backbones import ClipEncoder, Lpips
+
+    evaluator = Evaluator(
+        ["clip_*", "lpips_condition", "lpips_condition_slope"], allow_random_weights=True
+    )
+    calls = {"clip": [], "lpips": []}
+    clip_encode, lpips_call = ClipEncoder.encode_images, Lpips.__call__
+
+    def counting_encode(self, images):
+        calls["clip"].append(len(images))
+        return clip_encode(self, images)
+
+    def counting_lpips(self, frames, reference):
+        calls["lpips"].append(len(frames))
+        return lpips_call(self, frames, reference)
+
+    monkeypatch.setattr(ClipEncoder, "encode_images", counting_encode)
+    monkeypatch.setattr(Lpips, "__call__", counting_lpips)
+    result = evaluator(clean)
+    assert {
+        "clip_condition",
+        "clip_condition_slope",
+        "clip_frame_consistency",
+        "clip_iqa",
+        "clip_iqa_drift",
+    } <= set(result.scalars)
+    assert sorted(calls["clip"]) == [1, FRAMES]  # the condition once, all frames once
+    assert calls["lpips"] == [FRAMES]
