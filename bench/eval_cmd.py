@@ -89,6 +89,11 @@ def add_parser(commands) -> None:
         help="write per-frame / pair / triple series (long format) to FILE.csv|.parquet",
     )
     parser.add_argument(
+        "--set-out",
+        metavar="FILE",
+        help="write set-level results (FVD: whole, early, late) to FILE.csv|.parquet",
+    )
+    parser.add_argument(
         "--list-metrics",
         action="store_true",
         help="list the metrics with direction and unit, then exit",
@@ -122,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = check_table_path(args.out)
     series_out = check_table_path(args.series_out)
+    set_out = check_table_path(args.set_out)
     if args.batch_size < 1:
         raise BenchError("--batch-size", f"must be >= 1, got {args.batch_size}")
     check_device(args.device)
@@ -158,10 +164,14 @@ def run(args: argparse.Namespace) -> int:
         with_prompt=bool(args.prompt),
         resize_reference=args.resize_reference,
     )
+    by_reason: dict[str, list[str]] = {}
     for name, reason in evaluator.unavailable.items():
-        print(f"warning: {name} unavailable: {reason}", file=sys.stderr)
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        print(f"warning: {', '.join(names)} unavailable: {reason}", file=sys.stderr)
     rows, series = evaluate_all(evaluator, inputs, problems, args)
     report(rows, series, evaluator, out, series_out)
+    report_set(evaluator, set_out)
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
     if not rows:
@@ -277,6 +287,28 @@ def report(rows, series, evaluator, out, series_out) -> None:
             print(f"{key}: {label}")
     if out:
         print(f"wrote {out}" + (f" and {series_out}" if series_out else ""))
+
+
+def report_set(evaluator, set_out) -> None:
+    """Print (and write) the set-level results; FVD's small-set warning becomes one line."""
+    import warnings
+
+    import pandas as pd
+
+    from bench.common import write_table
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = evaluator.compute_set()
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    if not results:
+        return
+    print("set-level: " + ", ".join(f"{k} {_fmt(v)}" for k, v in results.items()))
+    if set_out:
+        table = pd.DataFrame([{**results, **evaluator.provenance}])
+        write_table(table, set_out)
+        print(f"wrote {set_out}")
 
 
 def _fmt(value: float) -> str:

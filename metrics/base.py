@@ -33,6 +33,7 @@ class MetricInfo:
     needs_condition: bool = False
     needs_prompt: bool = False
     backbone: str | None = None  # "clip", "lpips" or "i3d": pretrained network it runs
+    set_level: bool = False  # scored on the whole set of videos (FVD), not per video
 
 
 @dataclass(frozen=True)

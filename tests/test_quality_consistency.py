@@ -204,3 +204,19 @@ def test_frames_are_encoded_once_per_backbone(clean, monkeypatch):
     } <= set(result.scalars)
     assert sorted(calls["clip"]) == [1, FRAMES]  # the condition once, all frames once
     assert calls["lpips"] == [FRAMES]
+
+
+def test_fvd_set_level_identical_sets_zero_shift_positive(recwarn):
+    """Random-init I3D (the property holds for any fixed feature extractor)."""
+    clips = [make_video("pan", frames=16, size=(32, 32), seed=s).frames for s in range(3)]
+    same = Evaluator(["fvd"], with_reference=True, allow_random_weights=True)
+    shifted = Evaluator(["fvd"], with_reference=True, allow_random_weights=True)
+    for clip in clips:
+        reference = Video(clip, None, "ref")
+        assert math.isnan(same(clip, reference=reference).scalars.get("fvd", math.nan))
+        shifted(blur(clip, 2.0), reference=reference)
+    zero, positive = same.compute_set(), shifted.compute_set()
+    assert zero["fvd_clips"] == 3 and zero["fvd_reference_clips"] == 3
+    assert abs(zero["fvd"]) < 1e-6 * max(1.0, positive["fvd"])
+    assert positive["fvd"] > 0
+    assert any("unstable" in str(w.message) for w in recwarn)

@@ -1,0 +1,1 @@
+"""Neural network definitions for metric backbones (no weights: see metrics.convert)."""
