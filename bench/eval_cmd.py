@@ -65,6 +65,11 @@ def add_parser(commands) -> None:
         "the project weights dir, the torch hub cache, a download)",
     )
     parser.add_argument(
+        "--clip-model",
+        default="ViT-B-32",
+        help="open_clip architecture; other than ViT-B-32, give its checkpoint with --clip-weights",
+    )
+    parser.add_argument(
         "--clip-weights",
         metavar="FILE",
         help="open_clip ViT-B-32 checkpoint (else $EXSVD_WEIGHTS_CLIP_VIT_B32, ...)",
@@ -159,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         allow_random_weights=args.allow_random_weights,
         flow_batch_size=args.batch_size,
         clip_weights=args.clip_weights,
+        clip_model=args.clip_model,
         lpips_net=args.lpips_net,
         with_reference=bool(args.reference),
         with_prompt=bool(args.prompt),

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from metrics.errors import WeightsNotFoundError
+from metrics.errors import BenchError, WeightsNotFoundError
 from metrics.weights import resolve
 
 RANDOM_LABEL = "RANDOM INIT (smoke test only, scores are meaningless)"
@@ -42,6 +42,8 @@ class ClipEncoder:
     ):
         import open_clip
 
+        if model not in open_clip.list_models():
+            raise BenchError(model, "unknown open_clip model", "see open_clip.list_models()")
         found = _resolve_or_random("clip_vit_b32", weights, allow_random)
         torch.manual_seed(0)
         self.model = open_clip.create_model(model, pretrained=str(found.path) if found else None)
@@ -165,11 +167,13 @@ class Backbones:
         *,
         allow_random_weights: bool = False,
         clip_weights: str | None = None,
+        clip_model: str = "ViT-B-32",
         lpips_net: str = "alex",
     ):
         self.device = torch.device(device)
         self.allow_random = allow_random_weights
         self.clip_weights = clip_weights
+        self.clip_model = clip_model
         self.lpips_net = lpips_net
         self._loaded: dict[str, object] = {}
         self.labels: dict[str, str] = {}
@@ -179,7 +183,7 @@ class Backbones:
         if name not in self._loaded:
             if name == "clip":
                 model = ClipEncoder(
-                    self.device, weights=self.clip_weights, allow_random=self.allow_random
+                    self.device, self.clip_model, self.clip_weights, self.allow_random
                 )
             elif name == "lpips":
                 model = Lpips(self.device, self.lpips_net, allow_random=self.allow_random)

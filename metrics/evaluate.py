@@ -110,6 +110,7 @@ class Evaluator:
         allow_random_weights: bool = False,
         flow_batch_size: int = 16,
         clip_weights: str | None = None,
+        clip_model: str = "ViT-B-32",
         lpips_net: str = "alex",
         with_reference: bool = False,
         with_prompt: bool = False,
@@ -130,6 +131,7 @@ class Evaluator:
             device,
             allow_random_weights=allow_random_weights,
             clip_weights=clip_weights,
+            clip_model=clip_model,
             lpips_net=lpips_net,
         )
         self.unavailable: dict[str, str] = {}
