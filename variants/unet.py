@@ -1,0 +1,124 @@
+"""``ExSVDUNet``: diffusers' SVD UNet with the ExVideo modules patched in by composition.
+
+Each ``TransformerSpatioTemporalModel`` gets, per the arm's options, its ``time_proj`` replaced
+(``PositionTable`` or ``CyclicSinusoid``) and an ``IdentityConv3d`` per temporal block, applied by
+a forward pre-hook on that block. The options live in the model config, so ``save_pretrained`` /
+``from_pretrained`` round-trip a patched model like any diffusers model.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from diffusers import UNetSpatioTemporalConditionModel
+from diffusers.configuration_utils import register_to_config
+from diffusers.models.transformers.transformer_temporal import TransformerSpatioTemporalModel
+from torch import nn
+
+from variants.modules import CyclicSinusoid, IdentityConv3d, PositionTable
+
+PE_MODES = ("sinusoid", "trainable", "cyclic")
+
+
+class ExSVDUNet(UNetSpatioTemporalConditionModel):
+    """SVD's UNet plus ExVideo's options; with the defaults it is the stock model.
+
+    Args (beyond the stock UNet's): ``exsvd_pe`` one of ``PE_MODES``; ``exsvd_table_size``
+    rows of each trainable table; ``exsvd_base_length`` L, the length the base model was trained
+    on (25 for SVD-XT); ``exsvd_bounce_low`` the lowest index of the bounce initialisation;
+    ``exsvd_cyclic_shape`` ``sawtooth`` (t mod L) or ``triangle``; ``exsvd_identity_conv``.
+    """
+
+    @register_to_config
+    def __init__(self, exsvd_pe: str = "sinusoid", exsvd_table_size: int = 128,
+                 exsvd_base_length: int = 25, exsvd_bounce_low: int = 4,
+                 exsvd_cyclic_shape: str = "sawtooth", exsvd_identity_conv: bool = False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if exsvd_pe not in PE_MODES:
+            raise ValueError(f"unknown positional embedding {exsvd_pe!r}; use one of {PE_MODES}")
+        for transformer in self.temporal_transformers():
+            channels = transformer.in_channels
+            if exsvd_pe == "trainable":
+                transformer.time_proj = PositionTable(channels, exsvd_table_size,
+                                                      exsvd_base_length, exsvd_bounce_low)
+            elif exsvd_pe == "cyclic":
+                transformer.time_proj = CyclicSinusoid(channels, exsvd_base_length,
+                                                       exsvd_cyclic_shape)
+            if exsvd_identity_conv:
+                add_identity_convs(transformer)
+
+    @staticmethod
+    def _get_init_keys(input_class):
+        """The stock UNet's config keys plus ours, so ``from_pretrained`` passes both through."""
+        keys = set(inspect.signature(UNetSpatioTemporalConditionModel.__init__).parameters)
+        return keys | set(inspect.signature(input_class.__init__).parameters)
+
+    def temporal_transformers(self) -> list[TransformerSpatioTemporalModel]:
+        return [m for m in self.modules() if isinstance(m, TransformerSpatioTemporalModel)]
+
+    @classmethod
+    def from_stock(cls, unet: UNetSpatioTemporalConditionModel, **exsvd) -> ExSVDUNet:
+        """An ExSVD model holding a stock UNet's weights; the new modules keep their init."""
+        config = {k: v for k, v in unet.config.items() if not k.startswith("_")}
+        model = cls(**config, **exsvd).to(unet.device)
+        if model.dtype != unet.dtype:
+            model = model.to(dtype=unet.dtype)
+        missing, unexpected = model.load_state_dict(unet.state_dict(), strict=False)
+        extra = [k for k in missing if ".time_proj." not in k and ".exvideo_convs." not in k]
+        if extra or unexpected:
+            raise ValueError(f"base model does not have the SVD UNet layout the patch expects "
+                             f"(missing {extra[:3]}, unexpected {unexpected[:3]})")
+        return model
+
+
+def add_identity_convs(transformer: TransformerSpatioTemporalModel) -> None:
+    """One identity Conv3d per temporal block, run on its input by a forward pre-hook."""
+    channels = transformer.temporal_transformer_blocks[0].norm_in.normalized_shape[0]
+    transformer.exvideo_convs = nn.ModuleList(
+        IdentityConv3d(channels) for _ in transformer.temporal_transformer_blocks)
+
+    def remember_frame_size(module, args, kwargs):
+        hidden_states = args[0] if args else kwargs["hidden_states"]
+        for conv in module.exvideo_convs:
+            conv.frame_size = tuple(hidden_states.shape[-2:])
+
+    transformer.register_forward_pre_hook(remember_frame_size, with_kwargs=True)
+    for block, conv in zip(transformer.temporal_transformer_blocks, transformer.exvideo_convs,
+                           strict=True):
+        def convolve_input(module, args, kwargs, conv=conv):
+            hidden_states = args[0] if args else kwargs.pop("hidden_states")
+            return (conv(hidden_states, kwargs["num_frames"]), *args[1:]), kwargs
+
+        block.register_forward_pre_hook(convolve_input, with_kwargs=True)
+
+
+def parameter_groups(model: ExSVDUNet) -> dict[str, list[nn.Parameter]]:
+    """Parameters by role: positional tables, identity convs, temporal blocks, the rest."""
+    groups: dict[str, list[nn.Parameter]] = {
+        "positional_tables": [], "identity_convs": [], "temporal_blocks": [], "frozen_rest": []}
+    for name, param in model.named_parameters():
+        if ".time_proj." in name:
+            groups["positional_tables"].append(param)
+        elif ".exvideo_convs." in name:
+            groups["identity_convs"].append(param)
+        elif ".temporal_transformer_blocks." in name:
+            groups["temporal_blocks"].append(param)
+        else:
+            groups["frozen_rest"].append(param)
+    return groups
+
+
+def set_trainable(model: ExSVDUNet, tuned: bool) -> dict[str, int]:
+    """The one place that decides what an arm trains: for a post-tuned arm, the temporal
+    blocks, the positional tables and the identity convs; nothing otherwise. Returns the
+    parameter count per group (trainable groups first)."""
+    counts = {}
+    for group, params in parameter_groups(model).items():
+        trainable = tuned and group != "frozen_rest"
+        for param in params:
+            param.requires_grad_(trainable)
+        counts[group] = sum(p.numel() for p in params)
+    counts["trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return counts
+
