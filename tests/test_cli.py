@@ -301,3 +301,14 @@ def test_weights_list_and_fetch(capsys, monkeypatch, tmp_path):
     assert main(["weights", "fetch", "raft_small"]) == 1
     err = capsys.readouterr().err
     assert "download failed (Name or service not known)" in err and len(err.splitlines()) == 1
+
+
+def test_perf_commands_print_side_by_side_ratios(capsys):
+    """Smoke run of both benchmarks on tiny inputs (figures are not asserted: no timing tests)."""
+    assert main(["perf", "metrics", "--videos", "1", "--frames", "6", "--size", "32",
+                 "--metrics", "warping_error,psnr", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "speed-up:" in out and "largest score difference between the ways: 0.00e+00" in out
+    assert main(["perf", "generate", "--frames", "10", "--steps", "1", "--arms", "exsvd"]) == 0
+    out = capsys.readouterr().out
+    assert "exsvd" in out and "x" in out.splitlines()[-1]
