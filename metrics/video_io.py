@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import secrets
 import zipfile
 import zlib
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from metrics.atomic import atomic_path
 from metrics.errors import VideoInputError
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".gif")
@@ -459,20 +459,16 @@ def write_video(path: str | os.PathLike, frames, fps: float = 8.0, *,
             str(path), f"yuv420p needs even sizes, got {video.width}x{video.height} (WxH)",
             "crop or pad to even height and width, or pass lossless=True",
         )
-    tmp = target.with_name(f"{target.stem}.tmp-{secrets.token_hex(4)}{target.suffix}")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if suffix == ".mp4":
-            _write_mp4(tmp, video.frames, rate, lossless)
-        else:
-            _write_gif(tmp, video.frames, rate)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            if suffix == ".mp4":
+                _write_mp4(tmp, video.frames, rate, lossless)
+            else:
+                _write_gif(tmp, video.frames, rate)
     except (av.FFmpegError, OSError) as err:
         raise VideoInputError(
             str(path), f"cannot write ({_av_reason(err)})", "check that the folder is writable"
         ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 

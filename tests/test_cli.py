@@ -44,7 +44,7 @@ def test_eval_writes_one_row_per_video_with_provenance(tmp_path, clip, capsys):
     long = pd.read_csv(series)
     per_video = long[long.metric == "warping_error"].groupby("video").size()
     assert (per_video == 7).all()
-    assert not list(tmp_path.glob("res/.*tmp"))  # atomic write leaves no temp file
+    assert not list(tmp_path.glob("res/.*tmp-*"))  # atomic write leaves no temp file
 
 
 def test_metric_selection_with_wildcards(tmp_path, clip, capsys):

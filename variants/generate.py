@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from metrics.atomic import atomic_path
 from metrics.errors import BenchError
 
 SVD_XT = "stabilityai/stable-video-diffusion-img2vid-xt"
@@ -164,9 +163,7 @@ def generate_arm(
 
 
 def write_json(path: Path, payload: dict) -> Path:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-    os.replace(tmp, path)
+    """Write JSON atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2))
     return path
