@@ -1,0 +1,66 @@
+"""SVD's training objective (EDM v-prediction), as ExVideo post-tunes with it.
+
+The UNet sees ``c_in * (x + sigma * n)`` with the conditioning-image latent concatenated on
+channels, the noise level as ``c_noise = log(sigma) / 4``, the CLIP image embedding and the
+added time ids (fps id, motion bucket, noise augmentation). Its output is a v-prediction:
+``x0 = c_skip * noisy + c_out * output``. The loss is the squared x0 error weighted by
+``(sigma^2 + 1) / sigma^2`` (EDM's lambda with sigma_data = 1), sigma drawn log-normally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """SVD's training noise distribution and conditioning (log sigma ~ N(0.7, 1.6))."""
+
+    p_mean: float = 0.7
+    p_std: float = 1.6
+    condition_dropout: float = 0.1  # drop the image conditions, so CFG works at inference
+
+
+@dataclass
+class Batch:
+    """Pre-encoded training clips: everything the UNet needs besides the noise.
+
+    ``latents`` [B, T, 4, h, w] (VAE latents x scaling factor); ``condition_latent`` [B, 4, h, w]
+    (VAE mode of the noise-augmented first frame, unscaled, as the pipeline makes it);
+    ``image_embeds`` [B, 1, D]; ``added_time_ids`` [B, 3].
+    """
+
+    latents: torch.Tensor
+    condition_latent: torch.Tensor
+    image_embeds: torch.Tensor
+    added_time_ids: torch.Tensor
+
+
+def precondition(sigma: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """EDM v-prediction coefficients (c_in, c_skip, c_out, c_noise) for sigma [B]."""
+    variance = sigma**2 + 1
+    return variance.rsqrt(), 1 / variance, -sigma * variance.rsqrt(), sigma.log() / 4
+
+
+def edm_loss(unet, batch: Batch, config: ObjectiveConfig,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """One Monte-Carlo estimate of SVD's training loss on ``batch`` (scalar)."""
+    latents = batch.latents
+    size, frames = latents.shape[:2]
+    options = {"generator": generator, "device": latents.device}
+    sigma = (torch.randn(size, **options) * config.p_std + config.p_mean).exp()
+    noise = torch.randn(latents.shape, **options)
+    keep = (torch.rand(size, **options) >= config.condition_dropout).to(latents.dtype)
+    c_in, c_skip, c_out, c_noise = precondition(sigma)
+    broadcast = (size, 1, 1, 1, 1)
+    noisy = latents + sigma.view(broadcast) * noise
+    condition = (batch.condition_latent * keep.view(size, 1, 1, 1))[:, None]
+    model_input = torch.cat([c_in.view(broadcast) * noisy,
+                             condition.expand(-1, frames, -1, -1, -1)], dim=2)
+    output = unet(model_input, c_noise, batch.image_embeds * keep.view(size, 1, 1),
+                  batch.added_time_ids).sample
+    denoised = c_skip.view(broadcast) * noisy + c_out.view(broadcast) * output
+    weight = (sigma**2 + 1) / sigma**2
+    return (weight.view(broadcast) * (denoised - latents) ** 2).mean()
