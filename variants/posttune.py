@@ -1,0 +1,195 @@
+"""The post-tuning routine every ExSVD arm goes through: SVD's objective on the arm's trainable
+parameters only, AdamW, EMA, atomic checkpoints and bit-for-bit resume, a loss curve on disk.
+
+Fairness: the clips, their order and all training noise come from generators seeded by the
+run's seed alone, never by the arm, so every arm of one run sees the same data in the same
+order with the same noise; the saved arm records the whole configuration.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+    _resize_with_antialiasing,
+)
+
+from metrics.atomic import atomic_path
+from variants.objective import Batch, ObjectiveConfig, edm_loss
+from variants.unet import set_trainable
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Everything that determines a post-tuning run (recorded with the tuned arm)."""
+
+    steps: int
+    frames: int
+    lr: float = 1e-5
+    batch_size: int = 1
+    grad_accumulation: int = 1
+    seed: int = 0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 50
+    fps_id: int = 6  # the pipeline's fps argument minus one, as SVD was conditioned
+    motion_bucket: int = 127
+    noise_aug: float = 0.02
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+
+
+@torch.no_grad()
+def encode_clips(
+    pipeline, clips: np.ndarray, config: TuneConfig, generator: torch.Generator
+) -> Batch:
+    """uint8 clips [B, T, H, W, 3] -> a Batch, conditioned as the SVD pipeline does."""
+    device = pipeline.vae.device
+    video = torch.from_numpy(clips).to(device).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+    size, frames = video.shape[:2]
+    vae = pipeline.vae
+    latents = vae.encode(video.flatten(0, 1)).latent_dist.sample(generator)
+    latents = (latents * vae.config.scaling_factor).unflatten(0, (size, frames))
+    first = video[:, 0]
+    noisy_first = first + config.noise_aug * torch.randn(first.shape, generator=generator)
+    condition = vae.encode(noisy_first).latent_dist.mode()
+    # As the pipeline does for a PIL condition: antialiased resize to 224 in [-1, 1], then [0, 1].
+    resized = _resize_with_antialiasing(first, (224, 224))
+    embeds = pipeline._encode_image((resized + 1) / 2, device, 1, False)
+    time_ids = torch.tensor([[config.fps_id, config.motion_bucket, config.noise_aug]] * size)
+    return Batch(latents, condition, embeds, time_ids.to(device))
+
+
+@dataclass
+class TuneState:
+    """What a checkpoint holds besides the trainable weights."""
+
+    step: int = 0
+    losses: list[float] = field(default_factory=list)
+
+
+def post_tune(
+    unet,
+    pipeline,
+    clips: Callable[[int, torch.Generator], np.ndarray],
+    config: TuneConfig,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Post-tune ``unet`` (an arm's ExSVDUNet) and save it to ``out_dir`` (``save_pretrained``).
+
+    ``clips(step, generator)`` returns the uint8 clips [B, T, H, W, 3] of one step. Checkpoints
+    go to ``out_dir/checkpoint`` every ``checkpoint_every`` steps (atomically); ``resume``
+    continues from there bit for bit. ``stop_after`` ends early (as if killed) for tests.
+    """
+    from tqdm import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = set_trainable(unet, True)
+    unet.train()
+    params = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr)
+    ema = [p.detach().clone() for p in params]
+    state = TuneState()
+    checkpoint = out_dir / "checkpoint.pt"
+    if resume and checkpoint.is_file():
+        state = _load_checkpoint(checkpoint, params, optimizer, ema)
+    bar = tqdm(
+        total=config.steps, initial=state.step, desc="post-tune", unit="step", disable=not progress
+    )
+    for step in range(state.step, config.steps):
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(config.grad_accumulation):
+            batch = encode_clips(pipeline, clips(step, generator), config, generator)
+            loss = edm_loss(unet, batch, config.objective, generator) / config.grad_accumulation
+            loss.backward()
+            total += loss.item()
+        optimizer.step()
+        with torch.no_grad():
+            for average, param in zip(ema, params, strict=True):
+                average.lerp_(param, 1 - config.ema_decay)
+        state.step, state.losses = step + 1, [*state.losses, total]
+        bar.set_postfix(loss=f"{total:.4f}")  # tqdm shows it/s itself
+        bar.update()
+        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+            _save_checkpoint(checkpoint, params, optimizer, ema, state)
+        if stop_after is not None and state.step >= stop_after:
+            bar.close()
+            return checkpoint
+    bar.close()
+    _write_outputs(unet, params, ema, state, config, counts, out_dir)
+    return out_dir
+
+
+def _save_checkpoint(path, params, optimizer, ema, state: TuneState) -> None:
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "params": [p.detach() for p in params],
+            "optimizer": optimizer.state_dict(),
+            "ema": ema,
+            "step": state.step,
+            "losses": state.losses,
+        },
+        buffer,
+    )
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def _load_checkpoint(path, params, optimizer, ema) -> TuneState:
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    with torch.no_grad():
+        for target, source in zip(params, saved["params"], strict=True):
+            target.copy_(source)
+        for target, source in zip(ema, saved["ema"], strict=True):
+            target.copy_(source)
+    optimizer.load_state_dict(saved["optimizer"])
+    return TuneState(saved["step"], list(saved["losses"]))
+
+
+def _write_outputs(unet, params, ema, state, config, counts, out_dir: Path) -> None:
+    """The tuned arm (raw weights and EMA), its loss curve and its training record."""
+    unet.save_pretrained(out_dir / "unet")
+    with torch.no_grad():
+        raw = [p.detach().clone() for p in params]
+        for param, average in zip(params, ema, strict=True):
+            param.copy_(average)
+        unet.save_pretrained(out_dir / "unet_ema")
+        for param, value in zip(params, raw, strict=True):
+            param.copy_(value)
+    with atomic_path(out_dir / "loss.csv") as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["step", "loss"])
+        writer.writerows(enumerate(state.losses, start=1))
+    record = {"config": asdict(config), "parameters": counts, "steps_done": state.step}
+    with atomic_path(out_dir / "training.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+
+
+def synthetic_clips(
+    frames: int, size: int, batch_size: int
+) -> Callable[[int, torch.Generator], np.ndarray]:
+    """Clips from the project's synthetic generator, chosen by the step's generator alone."""
+    from metrics.synthetic import KINDS, make_video
+
+    def clips(step: int, generator: torch.Generator) -> np.ndarray:
+        picks = torch.randint(0, 2**31 - 1, (batch_size,), generator=generator).tolist()
+        return np.stack(
+            [
+                make_video(KINDS[p % 4], frames=frames, size=(size, size), seed=p).frames
+                for p in picks
+            ]
+        )
+
+    return clips
