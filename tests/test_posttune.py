@@ -41,7 +41,7 @@ def test_post_tune_writes_the_arm_its_ema_loss_curve_and_record(base, tmp_path):
         torch.testing.assert_close(dict(tuned.named_parameters())[name], param.detach())
     assert any(not torch.equal(dict(ema.named_parameters())[n], p) for n, p in
                unet.named_parameters() if p.requires_grad)
-    rows = list(csv.DictReader(open(tmp_path / "loss.csv")))
+    rows = list(csv.DictReader((tmp_path / "loss.csv").read_text().splitlines()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert all(float(r["loss"]) > 0 for r in rows)
     record = json.loads((tmp_path / "training.json").read_text())
@@ -61,7 +61,7 @@ def test_resume_continues_bit_for_bit(base, tmp_path):
     post_tune(resumed, base, clips, CONFIG, tmp_path / "resumed", resume=True, progress=False)
     for name, value in trainable_state(straight).items():
         assert torch.equal(value, trainable_state(resumed)[name]), name
-    losses = [open(tmp_path / d / "loss.csv").read() for d in ("straight", "resumed")]
+    losses = [(tmp_path / d / "loss.csv").read_text() for d in ("straight", "resumed")]
     assert losses[0] == losses[1]
 
 

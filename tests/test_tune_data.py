@@ -1,0 +1,41 @@
+"""Training data from a folder: skipped files reported, bad input caught before compute."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from metrics.errors import BenchError
+from metrics.synthetic import make_video
+from metrics.video_io import write_video
+from variants.data import VideoFolderClips
+
+
+def test_clips_from_a_folder_skip_bad_and_short_files(tmp_path):
+    write_video(tmp_path / "long.mp4", make_video("pan", frames=12, size=(48, 80)).frames)
+    write_video(tmp_path / "short.mp4", make_video("pan", frames=4, size=(48, 80)).frames)
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    clips = VideoFolderClips(tmp_path, frames=8, size=32, batch_size=2)
+    assert set(clips.skipped) == {str(tmp_path / "short.mp4"), str(tmp_path / "broken.mp4")}
+    assert "shorter than 8" in clips.skipped[str(tmp_path / "short.mp4")]
+    batch = clips(0, torch.Generator().manual_seed(0))
+    assert batch.shape == (2, 8, 32, 32, 3) and batch.dtype == np.uint8
+    again = clips(0, torch.Generator().manual_seed(0))
+    assert (batch == again).all()
+
+
+@pytest.mark.parametrize(
+    ("setup", "kwargs", "needle"),
+    [
+        ("empty", {"frames": 8, "size": 32}, "no videos found"),
+        ("short", {"frames": 8, "size": 32}, "no usable training video"),
+        ("short", {"frames": 2, "size": 30}, "multiple of the VAE factor 8"),
+    ],
+)
+def test_bad_training_input_fails_up_front(tmp_path, setup, kwargs, needle):
+    if setup == "short":
+        write_video(tmp_path / "short.mp4", make_video("pan", frames=4, size=(32, 32)).frames)
+    with pytest.raises(BenchError, match=needle) as info:
+        VideoFolderClips(tmp_path, **kwargs)
+    assert "\n" not in str(info.value)
