@@ -72,3 +72,16 @@ def test_every_arm_gets_the_same_data_and_noise(base):
     other = clips(6, torch.Generator().manual_seed(CONFIG.seed * 1_000_003 + 6))
     assert first.shape == (2, FRAMES, SIZE, SIZE, 3)
     assert (first == again).all() and not (first == other).all()
+
+
+def test_gradient_accumulation_and_checkpointing_run(base, tmp_path):
+    from dataclasses import replace
+
+    unet = arm_unet(base, "exsvd-cyclic-pe")
+    before = trainable_state(unet) if any(p.requires_grad for p in unet.parameters()) else None
+    config = replace(CONFIG, steps=1, grad_accumulation=2, gradient_checkpointing=True)
+    post_tune(unet, base, synthetic_clips(FRAMES, SIZE, 1), config, tmp_path, progress=False)
+    after = trainable_state(unet)
+    assert before is None or any(not torch.equal(before[n], after[n]) for n in after)
+    assert unet.is_gradient_checkpointing
+    assert float((tmp_path / "loss.csv").read_text().splitlines()[1].split(",")[1]) > 0

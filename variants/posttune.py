@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,8 @@ class TuneConfig:
     grad_accumulation: int = 1
     seed: int = 0
     ema_decay: float = 0.999
+    mixed_precision: str = "no"  # "fp16" or "bf16" on GPUs (accelerate)
+    gradient_checkpointing: bool = False
     checkpoint_every: int = 50
     fps_id: int = 6  # the pipeline's fps argument minus one, as SVD was conditioned
     motion_bucket: int = 127
@@ -86,15 +89,22 @@ def post_tune(
 ) -> Path:
     """Post-tune ``unet`` (an arm's ExSVDUNet) and save it to ``out_dir`` (``save_pretrained``).
 
-    ``clips(step, generator)`` returns the uint8 clips [B, T, H, W, 3] of one step. Checkpoints
-    go to ``out_dir/checkpoint`` every ``checkpoint_every`` steps (atomically); ``resume``
+    ``clips(step, generator)`` returns the uint8 clips [B, T, H, W, 3] of one step. Runs under
+    accelerate (devices, mixed precision, DDP / DeepSpeed with ``accelerate launch``); each
+    process draws its own clips from (seed, step, process). Checkpoints go to
+    ``out_dir/checkpoint.pt`` every ``checkpoint_every`` steps (atomically); ``resume``
     continues from there bit for bit. ``stop_after`` ends early (as if killed) for tests.
     """
+    from accelerate import Accelerator
     from tqdm import tqdm
 
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = set_trainable(unet, True)
+    if config.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
     unet.train()
+    pipeline.to(accelerator.device)
     params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr)
     ema = [p.detach().clone() for p in params]
@@ -102,32 +112,45 @@ def post_tune(
     checkpoint = out_dir / "checkpoint.pt"
     if resume and checkpoint.is_file():
         state = _load_checkpoint(checkpoint, params, optimizer, ema)
+    model, optimizer = accelerator.prepare(unet, optimizer)
     bar = tqdm(
-        total=config.steps, initial=state.step, desc="post-tune", unit="step", disable=not progress
+        total=config.steps,
+        initial=state.step,
+        desc="post-tune",
+        unit="step",
+        disable=not (progress and accelerator.is_main_process),
     )
     for step in range(state.step, config.steps):
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        seed = (config.seed * 1_000_003 + step) * 1_009 + accelerator.process_index
+        generator = torch.Generator().manual_seed(seed)
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for _ in range(config.grad_accumulation):
+        for micro in range(config.grad_accumulation):
             batch = encode_clips(pipeline, clips(step, generator), config, generator)
-            loss = edm_loss(unet, batch, config.objective, generator) / config.grad_accumulation
-            loss.backward()
-            total += loss.item()
+            last = micro == config.grad_accumulation - 1
+            with accelerator.no_sync(model) if not last else nullcontext():
+                with accelerator.autocast():
+                    loss = edm_loss(model, batch, config.objective, generator)
+                accelerator.backward(loss / config.grad_accumulation)
+            total += loss.item() / config.grad_accumulation
         optimizer.step()
         with torch.no_grad():
             for average, param in zip(ema, params, strict=True):
-                average.lerp_(param, 1 - config.ema_decay)
+                average.lerp_(param.detach().float().to(average.dtype), 1 - config.ema_decay)
         state.step, state.losses = step + 1, [*state.losses, total]
         bar.set_postfix(loss=f"{total:.4f}")  # tqdm shows it/s itself
         bar.update()
-        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+        done = state.step == config.steps
+        if accelerator.is_main_process and (state.step % config.checkpoint_every == 0 or done):
             _save_checkpoint(checkpoint, params, optimizer, ema, state)
         if stop_after is not None and state.step >= stop_after:
             bar.close()
             return checkpoint
     bar.close()
-    _write_outputs(unet, params, ema, state, config, counts, out_dir)
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        _write_outputs(unwrapped, params, ema, state, config, counts, out_dir)
+    accelerator.wait_for_everyone()
     return out_dir
 
 
