@@ -48,9 +48,14 @@ _BLOCK_PARTS = {  # inside temporal_transformer_blocks.0
 
 
 def _transformer_prefixes(model) -> list[str]:
+    """Temporal transformers in the UNet's data-flow order: down blocks, mid block, up blocks
+    (``named_modules`` lists the mid block last, since the UNet registers it after up blocks)."""
     from diffusers.models.transformers.transformer_temporal import TransformerSpatioTemporalModel
 
-    return [n for n, m in model.named_modules() if isinstance(m, TransformerSpatioTemporalModel)]
+    stage = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
+    names = [n for n, m in model.named_modules() if isinstance(m, TransformerSpatioTemporalModel)]
+    return sorted(names, key=lambda n: (stage[n.split(".")[0]],
+                                        [int(p) for p in n.split(".") if p.isdigit()]))
 
 
 def _rename_table(model, block_ids) -> dict[str, str]:
