@@ -97,8 +97,8 @@ def test_trainable_parameters_per_arm(stock):
     full = counts["exsvd"]
     transformers = get_variant("exsvd").build(stock, **ARM_OPTIONS).temporal_transformers()
     assert full["positional_tables"] == sum(40 * t.in_channels for t in transformers)  # [40, C]
-    assert full["trainable"] == (full["positional_tables"] + full["identity_convs"]
-                                 + full["temporal_blocks"])
+    assert full["trainable"] == (full["positional_tables"] + full["position_mlps"]
+                                 + full["identity_convs"] + full["temporal_blocks"])
     assert counts["exsvd-no-idconv"]["identity_convs"] == 0
     assert counts["exsvd-no-idconv"]["trainable"] == full["trainable"] - full["identity_convs"]
     for arm in ("exsvd-static-pe", "exsvd-cyclic-pe"):
@@ -108,7 +108,7 @@ def test_trainable_parameters_per_arm(stock):
     set_trainable(model, True)
     for name, param in model.named_parameters():
         temporal = any(k in name for k in (".temporal_transformer_blocks.", ".time_proj.",
-                                           ".exvideo_convs."))
+                                           ".time_pos_embed.", ".exvideo_convs."))
         assert param.requires_grad == temporal, name
 
 

@@ -94,12 +94,16 @@ def add_identity_convs(transformer: TransformerSpatioTemporalModel) -> None:
 
 
 def parameter_groups(model: ExSVDUNet) -> dict[str, list[nn.Parameter]]:
-    """Parameters by role: positional tables, identity convs, temporal blocks, the rest."""
+    """Parameters by role: positional tables, position MLPs, identity convs, temporal blocks,
+    and the rest (spatial blocks, temporal ResNets, embeddings)."""
     groups: dict[str, list[nn.Parameter]] = {
-        "positional_tables": [], "identity_convs": [], "temporal_blocks": [], "frozen_rest": []}
+        "positional_tables": [], "position_mlps": [], "identity_convs": [], "temporal_blocks": [],
+        "frozen_rest": []}
     for name, param in model.named_parameters():
         if ".time_proj." in name:
             groups["positional_tables"].append(param)
+        elif ".time_pos_embed." in name:
+            groups["position_mlps"].append(param)
         elif ".exvideo_convs." in name:
             groups["identity_convs"].append(param)
         elif ".temporal_transformer_blocks." in name:
@@ -110,9 +114,10 @@ def parameter_groups(model: ExSVDUNet) -> dict[str, list[nn.Parameter]]:
 
 
 def set_trainable(model: ExSVDUNet, tuned: bool) -> dict[str, int]:
-    """The one place that decides what an arm trains: for a post-tuned arm, the temporal
-    blocks, the positional tables and the identity convs; nothing otherwise. Returns the
-    parameter count per group (trainable groups first)."""
+    """The one place that decides what an arm trains: for a post-tuned arm, everything ExVideo
+    trains (DiffSynth trains each whole TemporalAttentionBlock): the temporal transformer
+    blocks, the position tables and the MLP they go through, the identity convs; nothing
+    otherwise. Returns the parameter count per group and the trainable total."""
     counts = {}
     for group, params in parameter_groups(model).items():
         trainable = tuned and group != "frozen_rest"
