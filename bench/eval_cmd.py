@@ -175,7 +175,14 @@ def run(args: argparse.Namespace) -> int:
         by_reason.setdefault(reason, []).append(name)
     for reason, names in by_reason.items():
         print(f"warning: {', '.join(names)} unavailable: {reason}", file=sys.stderr)
-    rows, series = evaluate_all(evaluator, inputs, problems, args)
+    rows, series = [], []
+    try:
+        evaluate_all(evaluator, inputs, problems, args, rows, series)
+    except KeyboardInterrupt:  # keep what was computed: write the videos finished so far
+        print(f"interrupted after {len(rows)} of {len(inputs)} videos; writing those",
+              file=sys.stderr)
+        report(rows, series, evaluator, out, series_out)
+        return 130
     report(rows, series, evaluator, out, series_out)
     report_set(evaluator, set_out)
     for line in problems:
@@ -216,13 +223,13 @@ def paired_inputs(path: Path, args):
     return condition, reference
 
 
-def evaluate_all(evaluator, inputs, problems, args):
-    """Evaluate each input; a bad video becomes a reported problem, the others still run."""
+def evaluate_all(evaluator, inputs, problems, args, rows, series) -> None:
+    """Evaluate each input into ``rows`` / ``series`` (filled as it goes, so an interruption
+    keeps the finished videos); a bad video becomes a reported problem, the others still run."""
     from tqdm import tqdm
 
     from metrics.video_io import read_video
 
-    rows, series = [], []
     for path in tqdm(inputs, desc="eval", unit="video", file=sys.stderr, disable=None):
         try:
             condition, reference = paired_inputs(path, args)
@@ -255,7 +262,6 @@ def evaluate_all(evaluator, inputs, problems, args):
                 {"video": result.source, "metric": metric, "index": i, "value": float(v)}
                 for i, v in enumerate(values)
             )
-    return rows, series
 
 
 def reference_of(path: Path, args) -> Path | None:

@@ -312,3 +312,24 @@ def test_perf_commands_print_side_by_side_ratios(capsys):
     assert main(["perf", "generate", "--frames", "10", "--steps", "1", "--arms", "exsvd"]) == 0
     out = capsys.readouterr().out
     assert "exsvd" in out and "x" in out.splitlines()[-1]
+
+
+def test_ctrl_c_keeps_the_videos_already_scored(tmp_path, clip, capsys, monkeypatch):
+    from metrics import Evaluator
+
+    for name in ("a", "b", "c"):
+        np.save(tmp_path / f"{name}.npy", clip)
+    calls = []
+    original = Evaluator.__call__
+
+    def interrupt_on_third(self, video, **kwargs):
+        calls.append(video.source)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, video, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "__call__", interrupt_on_third)
+    out = tmp_path / "t.csv"
+    code, _, err = run_cli(capsys, tmp_path, "--metrics", "warping_error", "--out", out)
+    assert code == 130 and "interrupted after 2 of 3 videos" in err
+    assert len(pd.read_csv(out)) == 2
