@@ -138,3 +138,18 @@ def test_registry_errors_and_user_arms():
         register_variant(arm)
     with pytest.raises(ValueError, match="unknown pe"):
         Variant("bad", "x", pe="learned")
+
+
+def test_a_base_model_without_the_svd_layout_is_refused_up_front(stock):
+    from diffusers import UNet2DConditionModel
+
+    from metrics.errors import BenchError
+
+    with pytest.raises(BenchError, match="is not an SVD UNet"):
+        get_variant("exsvd").build(UNet2DConditionModel(
+            block_out_channels=(32, 64), norm_num_groups=32, cross_attention_dim=32,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")), **ARM_OPTIONS)
+    patched = get_variant("exsvd").build(stock, **ARM_OPTIONS)
+    with pytest.raises(BenchError, match="stock SVD UNet layout"):
+        get_variant("exsvd-cyclic-pe").build(patched, **ARM_OPTIONS)

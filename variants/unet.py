@@ -15,6 +15,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.models.transformers.transformer_temporal import TransformerSpatioTemporalModel
 from torch import nn
 
+from metrics.errors import BenchError
 from variants.modules import CyclicSinusoid, IdentityConv3d, PositionTable
 
 PE_MODES = ("sinusoid", "trainable", "cyclic")
@@ -59,16 +60,23 @@ class ExSVDUNet(UNetSpatioTemporalConditionModel):
 
     @classmethod
     def from_stock(cls, unet: UNetSpatioTemporalConditionModel, **exsvd) -> ExSVDUNet:
-        """An ExSVD model holding a stock UNet's weights; the new modules keep their init."""
-        config = {k: v for k, v in unet.config.items() if not k.startswith("_")}
+        """An ExSVD model holding a stock UNet's weights; the new modules keep their init.
+
+        A base model without SVD's UNet layout is refused before any compute."""
+        if not isinstance(unet, UNetSpatioTemporalConditionModel):
+            raise BenchError(type(unet).__name__, "is not an SVD UNet "
+                             "(UNetSpatioTemporalConditionModel), the layout ExVideo patches",
+                             "use stable-video-diffusion-img2vid(-xt) or a model of that class")
+        config = {k: v for k, v in unet.config.items() if not k.startswith(("_", "exsvd_"))}
         model = cls(**config, **exsvd).to(unet.device)
         if model.dtype != unet.dtype:
             model = model.to(dtype=unet.dtype)
         missing, unexpected = model.load_state_dict(unet.state_dict(), strict=False)
         extra = [k for k in missing if ".time_proj." not in k and ".exvideo_convs." not in k]
         if extra or unexpected:
-            raise ValueError(f"base model does not have the SVD UNet layout the patch expects "
-                             f"(missing {extra[:3]}, unexpected {unexpected[:3]})")
+            raise BenchError("base model", "does not have the stock SVD UNet layout the patch "
+                             f"expects (missing {extra[:3]}, unexpected {unexpected[:3]})",
+                             "start from an unpatched UNetSpatioTemporalConditionModel")
         return model
 
 
