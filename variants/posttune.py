@@ -86,8 +86,11 @@ def post_tune(
     resume: bool = False,
     stop_after: int | None = None,
     progress: bool = True,
+    train_all: bool = False,
 ) -> Path:
     """Post-tune ``unet`` (an arm's ExSVDUNet) and save it to ``out_dir`` (``save_pretrained``).
+
+    ``train_all`` trains every UNet parameter instead of the arm's set (pretraining a base).
 
     ``clips(step, generator)`` returns the uint8 clips [B, T, H, W, 3] of one step. Runs under
     accelerate (devices, mixed precision, DDP / DeepSpeed with ``accelerate launch``); each
@@ -101,6 +104,9 @@ def post_tune(
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = set_trainable(unet, True)
+    if train_all:
+        unet.requires_grad_(True)
+        counts["trainable"] = sum(p.numel() for p in unet.parameters())
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()
