@@ -1,0 +1,161 @@
+"""``reports.stats`` against independent references: a hand-worked Holm example and the
+step-down rejection rule, exact sign-flip enumeration for the Wilcoxon p, a hand-computed
+rank-biserial, bootstrap coverage on simulated data, planted shifts and null data."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports.stats import PAIRED_COLUMNS, compare, holm, rank_biserial, summarize, wilcoxon_p
+
+
+def tidy(values: dict[str, np.ndarray], metric="m", higher_is_better=True) -> pd.DataFrame:
+    """A per-video table: one row per arm and video (sample i, seed 0)."""
+    rows = [
+        {
+            "arm": arm,
+            "sample": f"s{i}",
+            "seed": 0,
+            "metric": metric,
+            "family": "quality",
+            "value": float(v),
+            "higher_is_better": higher_is_better,
+            "status": "ok" if np.isfinite(v) else "error",
+            "detail": "",
+            "provenance": "{}",
+        }
+        for arm, column in values.items()
+        for i, v in enumerate(column)
+    ]
+    frame = pd.DataFrame(rows)
+    frame["higher_is_better"] = frame["higher_is_better"].astype("boolean")
+    return frame
+
+
+def test_holm_matches_hand_worked_example():
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> running max
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])
+
+
+def holm_rejections(p: np.ndarray, alpha: float) -> set[int]:
+    """Holm's step-down rule as written in the paper: reject while p_(k) <= alpha / (m - k)."""
+    order = np.argsort(p)
+    rejected = set()
+    for k, i in enumerate(order):
+        if p[i] > alpha / (len(p) - k):
+            break
+        rejected.add(int(i))
+    return rejected
+
+
+def test_holm_adjusted_p_reproduces_step_down_rejections_and_skips_nan():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        p = rng.uniform(0, 0.2, rng.integers(1, 8)) ** 2
+        adjusted = holm(p)
+        for alpha in (0.01, 0.05, 0.1):
+            assert set(np.flatnonzero(adjusted <= alpha)) == holm_rejections(p, alpha)
+    with_nan = holm([0.01, np.nan, 0.02])
+    assert np.isnan(with_nan[1])
+    np.testing.assert_allclose(with_nan[[0, 2]], [0.02, 0.02])  # a family of 2, not 3
+
+
+def exact_wilcoxon_p(diffs: np.ndarray) -> float:
+    """Two-sided p by enumerating all 2^n sign flips of the ranks (no ties, no zeros)."""
+    ranks = np.argsort(np.argsort(np.abs(diffs))) + 1
+    observed = ranks[diffs > 0].sum()
+    centre = ranks.sum() / 2
+    sums = [
+        sum(r for r, s in zip(ranks, signs, strict=True) if s)
+        for signs in itertools.product([0, 1], repeat=len(diffs))
+    ]
+    return float(np.mean(np.abs(np.array(sums) - centre) >= abs(observed - centre) - 1e-9))
+
+
+def test_wilcoxon_p_equals_exact_enumeration():
+    rng = np.random.default_rng(2)
+    for n in (5, 7, 9):
+        diffs = rng.normal(0.3, 1, n)
+        assert wilcoxon_p(diffs) == pytest.approx(exact_wilcoxon_p(diffs), rel=1e-9)
+    assert np.isnan(wilcoxon_p(np.array([0.4])))
+    assert wilcoxon_p(np.zeros(6)) == 1.0
+
+
+def test_rank_biserial_hand_computed():
+    # |d| ranks 1, 2, 3, 4; R+ = 1 + 2 + 4 = 7, R- = 3 -> (7 - 3) / 10
+    assert rank_biserial(np.array([1.0, 2.0, -3.0, 4.0])) == pytest.approx(0.4)
+    assert rank_biserial(np.array([0.5, 1.0, 2.0])) == 1.0
+    assert rank_biserial(np.zeros(3)) == 0.0
+
+
+def test_bootstrap_ci_covers_the_true_mean_at_about_the_nominal_rate():
+    rng = np.random.default_rng(3)
+    n, reps, true_mean = 30, 300, 2.0
+    data = {f"arm{r}": rng.exponential(true_mean, n) for r in range(reps)}  # skewed on purpose
+    summary = summarize(tidy(data), n_boot=1000, seed=0)
+    covered = (summary["ci_low"] <= true_mean) & (true_mean <= summary["ci_high"])
+    assert 0.88 <= covered.mean() <= 0.985, covered.mean()
+    # the interval has the width the central limit theorem predicts, not just any width
+    width = (summary["ci_high"] - summary["ci_low"]).median()
+    assert width == pytest.approx(2 * 1.96 * true_mean / np.sqrt(n), rel=0.15)
+
+
+def test_summary_counts_missing_and_ignores_row_order():
+    per_video = tidy({"a": np.array([1.0, 2.0, np.nan, 4.0]), "b": np.array([5.0, 5.0, 5, 5])})
+    summary = summarize(per_video, n_boot=500).set_index("arm")
+    assert summary.loc["a", "mean"] == pytest.approx(7 / 3)
+    assert (summary.loc["a", "n"], summary.loc["a", "n_missing"]) == (3, 1)
+    assert summary.loc["b", "ci_low"] == summary.loc["b", "ci_high"] == 5.0
+    shuffled = summarize(per_video.sample(frac=1, random_state=0), n_boot=500).set_index("arm")
+    pd.testing.assert_frame_equal(summary, shuffled.loc[summary.index])
+
+
+def test_paired_comparison_detects_a_planted_shift_in_the_metric_direction():
+    rng = np.random.default_rng(4)
+    base = rng.normal(0, 1, 20)  # large between-video spread, small paired noise
+    arms = {
+        "exsvd": base,
+        "worse": base - 0.3 + rng.normal(0, 0.1, 20),
+        "null": base + rng.normal(0, 0.1, 20),
+    }
+    table = compare(tidy(arms, higher_is_better=True), n_boot=1000).set_index("arm")
+    assert table.loc["worse", "significant"] and not table.loc["worse", "better"]
+    assert table.loc["worse", "ci_high"] < 0 < table.loc["null", "ci_high"]
+    assert table.loc["worse", "effect_size"] < -0.8
+    assert not table.loc["null", "significant"]
+    lower_better = compare(tidy(arms, higher_is_better=False), n_boot=200).set_index("arm")
+    assert lower_better.loc["worse", "better"]
+
+
+def test_null_rejection_rate_is_near_alpha():
+    rng = np.random.default_rng(5)
+    rejected = []
+    for _ in range(200):
+        base = rng.normal(0, 1, 12)
+        per_video = tidy({"exsvd": base, "other": base + rng.normal(0, 1, 12)})
+        rejected.append(bool(compare(per_video, n_boot=10)["significant"].iloc[0]))
+    assert np.mean(rejected) <= 0.1
+
+
+def test_pairs_only_on_shared_sample_and_seed_holm_within_metric():
+    per_video = tidy({"exsvd": np.arange(6.0), "a": np.arange(6.0) + 1, "b": np.arange(6.0)})
+    per_video = per_video.drop(per_video.index[(per_video["arm"] == "a")][:2])  # a lacks s0, s1
+    per_video.loc[(per_video["arm"] == "exsvd") & (per_video["sample"] == "s5"), "value"] = np.nan
+    table = compare(per_video, n_boot=200).set_index("arm")
+    assert table.loc["a", "n_pairs"] == 3  # s2, s3, s4
+    assert table.loc["a", "delta_mean"] == 1.0
+    assert table.loc["b", "p_value"] == 1.0 and table.loc["b", "effect_size"] == 0.0
+    assert pd.isna(table.loc["b", "better"])
+    p = table.loc[["a", "b"], "p_value"].to_numpy()
+    np.testing.assert_allclose(table.loc[["a", "b"], "p_holm"], holm(p))
+
+
+def test_missing_baseline_gives_an_empty_table_with_a_note():
+    table = compare(tidy({"a": np.ones(3)}), baseline="exsvd")
+    assert table.empty and list(table.columns) == PAIRED_COLUMNS
+    assert "exsvd" in table.attrs["note"]
