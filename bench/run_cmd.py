@@ -1,0 +1,210 @@
+"""``bench run``: the whole ablation in one command, conditions -> tune -> generate -> evaluate
+-> aggregate -> report, cached per unit, resumable, and sharded over the processes of
+``accelerate launch -m bench run``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+STAGES = ("tune", "generate", "evaluate", "aggregate", "report")
+HELP = "run the ablation: post-tune, generate, evaluate, aggregate, report (cached, resumable)"
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "run",
+        help=HELP,
+        description=HELP + ". Settings: the built-in defaults (configs/default.toml), then "
+        "--config, then --set and the flags below. Finished units are kept and skipped; "
+        "'accelerate launch --multi_gpu --num_processes N -m bench run ...' shares the units "
+        "among N processes (GPUs, or CPU processes with --device cpu).",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML settings, e.g. configs/svd-xt-128.toml"
+    )
+    parser.add_argument(
+        "--out",
+        metavar="RUN_DIR",
+        help="run directory (default runs/<config name>, runs/default without)",
+    )
+    parser.add_argument("--variants", metavar="all|ARM,...", help="arms to run (config: arms)")
+    parser.add_argument("--budget", choices=("quick", "full"), help="post-tuning budget")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N for every stage")
+    parser.add_argument(
+        "--exsvd-weights",
+        choices=("own", "released"),
+        help="exsvd from own post-tuning or ExVideo's released checkpoint",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one setting (TOML value), e.g. --set tune.steps=20; repeatable",
+    )
+    parser.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        choices=STAGES,
+        metavar="STAGE",
+        help=f"recompute STAGE and the stages after it ({', '.join(STAGES)}); repeatable",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a run directory whose config changed (only affected units are recomputed)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.run_cache import Checksums
+    from bench.run_record import check_run_dir, write_run_json
+    from bench.run_settings import load_config
+    from bench.run_shard import Shard
+    from bench.stages.context import Context
+    from bench.stages.evaluate import plan_metrics
+    from bench.stages.inputs import model_key
+
+    config_path = Path(args.config) if args.config else None
+    config = load_config(config_path, args.set, flags(args))
+    run_dir = Path(args.out or Path("runs") / (config_path.stem if config_path else "default"))
+    first = min((STAGES.index(stage) for stage in args.force), default=len(STAGES))
+    check_run_dir(run_dir, config, resume=args.resume, force=bool(args.force))
+    plan = plan_metrics(config.evaluate)
+    shard = Shard.launched(cpu=config.model.device == "cpu")
+    ctx = Context(
+        run_dir,
+        config,
+        shard,
+        Checksums(run_dir / ".cache", shard.index),
+        frozenset(STAGES[first:]),
+    )
+    ctx.model_key = model_key(ctx)
+    if shard.is_main:
+        announce(ctx, plan)
+    shard.barrier()
+    if shard.is_main:
+        write_run_json(run_dir, config, shard.count)
+    shard.barrier()
+    clock = Clock(ctx)
+    execute(ctx, plan, clock)
+    if shard.is_main:
+        clock.write(finished=True)
+        summarize(ctx, clock)
+    return 0
+
+
+def flags(args: argparse.Namespace) -> dict:
+    """The dedicated flags as settings (they override --config and --set)."""
+    given = {}
+    if args.variants:
+        given[("", "arms")] = (args.variants, "--variants")
+    if args.budget:
+        given[("tune", "budget")] = (args.budget, "--budget")
+    if args.device:
+        given[("model", "device")] = given[("evaluate", "device")] = (args.device, "--device")
+    if args.exsvd_weights:
+        given[("tune", "exsvd_weights")] = (args.exsvd_weights, "--exsvd-weights")
+    return given
+
+
+def execute(ctx, plan, clock) -> None:
+    from bench.stages import aggregate, evaluate, generate, inputs, report, tune
+
+    clock("conditions", inputs.run)
+    tuned = clock("tune", tune.run)
+    videos = clock("generate", generate.run)
+    scored = clock("evaluate", evaluate.run, plan)
+    results = clock("aggregate", aggregate.run, scored)
+    clock("report", report.run, tuned + videos + results)
+
+
+class Clock:
+    """Runs a stage and records ``timings.json``: compute seconds of the stage's current units
+    (kept in their records, so resumed and cached stages count what they cost), this call's
+    wall seconds, and how many units were computed or cached."""
+
+    def __init__(self, ctx):
+        from bench.run_record import now
+
+        self.ctx, self.started = ctx, now()
+        self.compute: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
+
+    def __call__(self, name: str, stage, *args):
+        start = time.perf_counter()
+        units = stage(self.ctx, *args)
+        self.wall[name] = time.perf_counter() - start
+        self.compute[name] = sum(self.ctx.upstream(u.record).get("seconds", 0.0) for u in units)
+        if self.ctx.shard.is_main:
+            self.write(finished=False)
+        return units
+
+    def write(self, finished: bool) -> None:
+        from bench.run_record import now, write_json
+
+        write_json(
+            self.ctx.path("timings.json"),
+            {
+                "stages": self.compute,
+                "wall": self.wall,
+                "units": self.ctx.counts,
+                "processes": self.ctx.shard.count,
+                "started": self.started,
+                "finished": now() if finished else None,
+            },
+        )
+
+
+def announce(ctx, plan) -> None:
+    """The resolved config in a few lines, and the metrics that cannot run."""
+    from bench.stages.tune import tuned_arms
+
+    config = ctx.config
+    model, tune, gen = config.model, config.tune, config.generation
+    conditions = config.conditions
+    source = (
+        f"{conditions.count} synthetic ({', '.join(conditions.kinds)})"
+        if conditions.source == "synthetic"
+        else f"the videos of {conditions.source}"
+    )
+    lines = [
+        f"bench run -> {ctx.run_dir} ({ctx.shard.count} process{'es' * (ctx.shard.count > 1)})",
+        f"  model      {model.base}: {model.base_length} -> {model.extended_length} frames, "
+        f"{model.size}x{model.size}, {model.dtype}, {model.device}",
+        f"  arms       {', '.join(config.arms)}",
+        f"  tune       {len(tuned_arms(config))} arms, budget {tune.budget}: {tune.steps} steps, "
+        f"lr {tune.lr:g}, batch {tune.batch_size}, ema {tune.ema:g}, seed {config.seed}, "
+        f"data {tune.data}, exsvd {tune.exsvd_weights}",
+        f"  conditions {source}, seeds {gen.seeds}",
+        f"  generation {gen.steps} steps, guidance {gen.min_guidance:g}-{gen.max_guidance:g}, "
+        f"fps id {gen.fps_id}, motion bucket {gen.motion_bucket}",
+        f"  metrics    {len(plan.names) - len(plan.unavailable)} of {len(plan.names)} "
+        f"per video; {', '.join(f'{k} {v[:24]}' for k, v in plan.resolved.items())}",
+        f"  config     {ctx.run_dir / 'run.json'}",
+    ]
+    print("\n".join(lines))
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in plan.unavailable.items():
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        print(f"warning: {', '.join(names)} unavailable: {reason}", file=sys.stderr)
+
+
+def summarize(ctx, clock: Clock) -> None:
+    print(f"{'stage':11s} {'computed':>9s} {'cached':>7s} {'compute s':>10s} {'wall s':>8s}")
+    for stage, counts in ctx.counts.items():
+        print(
+            f"{stage:11s} {counts['computed']:9d} {counts['cached']:7d} "
+            f"{clock.compute[stage]:10.1f} {clock.wall[stage]:8.1f}"
+        )
+    print(
+        f"results  {ctx.path('results')} (per_video.parquet/.csv, series.parquet, "
+        "summary.csv, paired.csv)"
+    )
+    print(f"report   {ctx.path('report', 'index.html')}")

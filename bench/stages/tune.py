@@ -1,0 +1,195 @@
+"""Post-tuning of the tuned arms into ``tune/<arm>/`` (``variants.posttune.post_tune``), or the
+released ExVideo checkpoint for exsvd. An interrupted tuning resumes from its checkpoint, and
+only for the same unit key. Under ``accelerate launch`` each arm trains in a child process of
+its own (``python -m bench.stages.tune RUN_DIR ARM``), outside the launch's process group."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from bench.run_cache import Unit, folder_stamp, read_record, unit_key
+from bench.run_config import RunConfig
+from bench.stages.context import Context, run_units
+from metrics.atomic import atomic_path
+from metrics.errors import BenchError
+
+
+def tuned_arms(config: RunConfig) -> list[str]:
+    from variants import get_variant
+
+    return [arm for arm in config.arms if get_variant(arm).post_tuned]
+
+
+def is_released(config: RunConfig, arm: str) -> bool:
+    return arm == "exsvd" and config.tune.exsvd_weights == "released"
+
+
+def tune_units(ctx: Context) -> list[Unit]:
+    from variants import get_variant
+
+    tune = ctx.config.tune
+    units = []
+    for arm in tuned_arms(ctx.config):
+        released = is_released(ctx.config, arm)
+        if released:
+            what = {"released": ctx.checksums.file(Path(tune.released_weights))}
+        else:
+            settings = {
+                k: v
+                for k, v in asdict(tune).items()
+                if k not in ("exsvd_weights", "released_weights")
+            }
+            data = tune.data if tune.data == "synthetic" else folder_stamp(Path(tune.data))
+            what = {
+                "settings": settings,
+                "data": data,
+                "seed": ctx.config.seed,
+                "conditioning": conditioning(ctx.config),
+            }
+        key = unit_key("tune", ctx.model_key, asdict(get_variant(arm)), what)
+        folder = ctx.path("tune", arm)
+        outputs = ("unet", "unet_ema", "training.json") + (() if released else ("loss.csv",))
+        units.append(
+            Unit(
+                "tune",
+                arm,
+                arm,
+                key,
+                folder / ".done.json",
+                tuple(folder / name for name in outputs),
+            )
+        )
+    return units
+
+
+def run(ctx: Context) -> list[Unit]:
+    units = tune_units(ctx)
+    run_units(ctx, "tune", units, lambda unit: tune_arm(ctx, unit))
+    return units
+
+
+def tune_arm(ctx: Context, unit: Unit) -> dict:
+    folder = ctx.path("tune", unit.arm)
+    checkpoint, pending = folder / "checkpoint.pt", folder / ".pending.json"
+    if "tune" in ctx.forced or read_record(pending) != {"key": unit.key}:
+        checkpoint.unlink(missing_ok=True)  # a checkpoint of other settings is never resumed
+    with atomic_path(pending) as tmp:
+        tmp.write_text(json.dumps({"key": unit.key}))
+    progress = ctx.shard.is_main and sys.stderr.isatty()
+    if ctx.shard.count == 1:
+        train(ctx.config, ctx.pipeline("float32"), unit.arm, folder, progress)
+    else:
+        command = [sys.executable, "-m", "bench.stages.tune", str(ctx.run_dir), unit.arm]
+        env = ctx.shard.solo_env(ctx.config.model.device)
+        status = subprocess.run(command + (["--progress"] if progress else []), env=env)
+        if status.returncode:
+            raise BenchError(
+                f"tune/{unit.arm}",
+                f"post-tuning exited with {status.returncode}",
+                "see its message above",
+            )
+    checkpoint.unlink(missing_ok=True)
+    pending.unlink(missing_ok=True)
+    return {}
+
+
+def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool) -> None:
+    """Build the arm on the base UNet and post-tune it (or load the released weights)."""
+    from variants import get_variant
+
+    model, tune = config.model, config.tune
+    unet = get_variant(arm).build(
+        pipeline.unet,
+        base_length=model.base_length,
+        table_size=model.table_size,
+        bounce_low=model.bounce_low,
+    )
+    if is_released(config, arm):
+        save_released(unet, Path(tune.released_weights), folder)
+        return
+    from variants.posttune import TuneConfig, post_tune, synthetic_clips
+
+    frames, size = model.extended_length, model.size
+    if tune.data == "synthetic":
+        clips = synthetic_clips(frames, size, tune.batch_size)
+    else:
+        from variants.data import VideoFolderClips
+
+        clips = VideoFolderClips(Path(tune.data), frames, size, tune.batch_size)
+        if clips.skipped:
+            print(
+                f"warning: {len(clips.skipped)} training videos skipped (too short or unreadable)",
+                file=sys.stderr,
+            )
+    settings = TuneConfig(
+        steps=tune.steps,
+        frames=frames,
+        lr=tune.lr,
+        batch_size=tune.batch_size,
+        grad_accumulation=tune.grad_accumulation,
+        seed=config.seed,
+        ema_decay=tune.ema,
+        mixed_precision=tune.mixed_precision,
+        gradient_checkpointing=tune.gradient_checkpointing,
+        checkpoint_every=tune.checkpoint_every,
+        **conditioning(config),
+    )
+    post_tune(unet, pipeline, clips, settings, folder, resume=True, progress=progress)
+
+
+def conditioning(config: RunConfig) -> dict:
+    """Train with the micro-conditioning the arms are sampled with (the pipeline passes its
+    fps argument minus one)."""
+    generation = config.generation
+    return {
+        "fps_id": generation.fps_id - 1,
+        "motion_bucket": generation.motion_bucket,
+        "noise_aug": generation.noise_aug,
+    }
+
+
+def save_released(unet, path: Path, folder: Path) -> None:
+    """ExVideo's released tensors loaded into the exsvd arm, saved as a tuned arm would be."""
+    from safetensors.torch import load_file
+
+    from variants import set_trainable
+    from variants.released import load_released
+
+    loaded = load_released(unet, load_file(path))
+    for name in ("unet", "unet_ema"):
+        unet.save_pretrained(folder / name)
+    record = {
+        "config": {"released_weights": str(path), **loaded},
+        "parameters": set_trainable(unet, True),
+        "steps_done": 0,
+    }
+    with atomic_path(folder / "training.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+
+
+def main(argv: list[str]) -> int:
+    """A child process: post-tune one arm of the run in ``argv[0]`` on its own."""
+    from bench.run_settings import config_from_dict
+    from bench.stages.context import quiet_libraries
+    from bench.stages.inputs import base_folder
+    from variants.generate import load_base_pipeline
+
+    quiet_libraries()
+    run_dir, arm = Path(argv[0]), argv[1]
+    try:
+        record = json.loads((run_dir / "run.json").read_text())
+        config = config_from_dict(record["config"], str(run_dir / "run.json"))
+        pipeline = load_base_pipeline(str(base_folder(config.model)))
+        train(config, pipeline, arm, run_dir / "tune" / arm, "--progress" in argv)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,134 @@
+"""``bench run`` configuration: TOML + --set + flags, budgets, and every setup mistake as one
+line with exit 2 before any compute (no model is loaded here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+from bench.run_checks import check_and_resolve
+from bench.run_config import BUDGETS, RunConfig
+from bench.run_settings import load_config
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+
+@pytest.fixture
+def model_dir(tmp_path, monkeypatch):
+    """A stand-in for the embedded tiny model's folder (nothing is loaded from it here)."""
+    folder = tmp_path / "tiny-svd"
+    folder.mkdir()
+    monkeypatch.setattr("variants.tiny.SHIPPED", folder)
+    return folder
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_default_toml_is_the_built_in_default(model_dir):
+    assert load_config(CONFIGS / "default.toml") == check_and_resolve(RunConfig(), {})
+
+
+def test_the_svd_xt_config_is_complete_and_typed(tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    sets = ["model.device=cpu", f"conditions.source={folder}", f"tune.data={folder}"]
+    config = load_config(CONFIGS / "svd-xt-128.toml", sets)
+    assert (config.model.base_length, config.model.extended_length, config.model.size) == (
+        25,
+        128,
+        512,
+    )
+    assert config.tune.steps == 10000 and config.tune.lr == 1e-5
+    assert "GPU-hours" in (CONFIGS / "svd-xt-128.toml").read_text()
+
+
+def test_sets_and_flags_override_the_file_and_budgets_fill_the_rest(model_dir, tmp_path):
+    toml = write(tmp_path / "c.toml", 'arms = "svd,exsvd"\n[tune]\nbudget = "full"\nlr = 3e-4\n')
+    config = load_config(
+        toml,
+        ["generation.seeds=[3, 4]", "model.base=tiny", "tune.ema=0"],
+        {("tune", "budget"): ("quick", "--budget")},
+    )
+    assert config.arms == ["svd", "exsvd"] and config.generation.seeds == [3, 4]
+    assert config.tune.lr == 3e-4 and config.tune.ema == 0.0
+    assert config.tune.steps == BUDGETS["quick"]["steps"]
+    assert config.evaluate.device == "cpu"  # follows the model's
+    assert load_config(None, ["arms=all"]).arms[:2] == ["svd", "svd-long"]
+
+
+BAD = {
+    "unknown arm": ('arms = ["svd", "exsvd-nope"]\n', "registered: svd, svd-long, exsvd"),
+    "unknown metric": ('[evaluate]\nmetrics = ["warping_eror"]\n', "did you mean 'warping_error'"),
+    "set-level metric": ('[evaluate]\nmetrics = ["fvd"]\n', "set-level"),
+    "TOML syntax": ("[model]\nsize = 64\nbase_length = [1,\n[tune]\n", "c.toml:4: not valid TOML"),
+    "unknown key": (
+        "[model]\nsize = 64\n\n[tune]\nstepz = 3\n",
+        "c.toml:5: unknown key 'tune.stepz'",
+    ),
+    "unknown section": ("[modle]\nsize = 64\n", "c.toml:2: unknown section [modle]"),
+    "wrong type": ('[model]\nsize = "big"\n', "c.toml:2: model.size = 'big' is not an integer"),
+    "bad value": ("[model]\nsize = 60\n", "not a positive multiple of the VAE factor 8"),
+    "lengths": ("[model]\nextended_length = 8\n", "base_length (8) < extended_length (8)"),
+    "missing folder": ('[conditions]\nsource = "no/such/dir"\n', "no/such/dir: no such folder"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_config_is_one_line_and_exit_2(case, model_dir, tmp_path, capsys):
+    text, needle = BAD[case]
+    code = main(
+        ["run", "--config", str(write(tmp_path / "c.toml", text)), "--out", str(tmp_path / "run")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert needle in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--variants", "svd,nope"], "--variants: unknown arm 'nope'"),
+        (["--set", "model.size"], "not section.key=value"),
+        (["--set", "generation.steps=many"], "--set generation.steps: generation.steps = 'many'"),
+        (["--config", "missing.toml"], "missing.toml: cannot read the config"),
+    ],
+)
+def test_bad_flags_are_one_line_and_exit_2(argv, needle, model_dir, tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path / "run"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+
+
+def test_missing_tiny_model_says_how_to_make_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("variants.tiny.SHIPPED", tmp_path / "absent")
+    assert main(["run", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "python -m variants.tiny pretrain --out variants/weights/tiny-svd" in err
+    assert err.count("\n") == 1
+
+
+def test_a_folder_of_something_else_is_refused(model_dir, tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    assert main(["run", "--out", str(tmp_path / "run")]) == 2
+    assert "holds no run.json" in capsys.readouterr().err
+
+
+def test_another_runs_directory_is_refused_unless_resumed(model_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    other = check_and_resolve(RunConfig(), {})
+    other.model.size = 32
+    (run / "run.json").write_text(
+        json.dumps({"config": other.to_dict(), "config_hash": other.digest()})
+    )
+    assert main(["run", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with another config (model.size: 32 -> 64)" in err and "--resume" in err
