@@ -216,6 +216,28 @@ def test_ctrl_c_stops_cleanly_and_nothing_half_done_is_kept(
     pd.testing.assert_frame_equal(per_video(run), per_video(baseline))
 
 
+def test_conditions_and_references_from_a_video_folder(baseline, config_file, tmp_path, capsys):
+    from metrics.synthetic import make_video
+    from metrics.video_io import write_video
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name, kind in (("street", "pan"), ("garden", "zoom")):
+        frames = make_video(kind, frames=10, size=(72, 96), seed=7).frames
+        write_video(folder / f"{name}.mp4", frames, lossless=True)
+    run = copy(baseline, tmp_path)
+    assert bench(config_file, run, "--resume", "--set", f"conditions.source={folder}") == 0
+    assert computed(run)["conditions"] == 2 and computed(run)["tune"] == 0
+    truth = read_video(run / "conditions" / "street.mp4")
+    assert truth.frames.shape == (8, 64, 64, 3)  # centre-cropped, resized, extended length
+    table = per_video(run)
+    assert set(table["sample"]) == {"street", "garden"} and set(table.status) == {"ok"}
+    write_video(folder / "short.mp4", make_video("pan", frames=5, size=(64, 64)).frames)
+    assert bench(config_file, run, "--resume", "--set", f"conditions.source={folder}") == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "short.mp4: 5 frames, fewer than extended_length 8" in err[-1]
+
+
 def test_missing_weights_are_announced_and_recorded_as_unavailable(
     baseline, config_file, tmp_path, capsys
 ):
@@ -263,7 +285,6 @@ def test_a_killed_run_resumes_to_the_same_results(baseline, config_file, tmp_pat
     pd.testing.assert_frame_equal(per_video(run), per_video(baseline))
 
 
-@pytest.mark.slow
 def test_two_accelerate_processes_merge_to_the_single_process_results(
     baseline, config_file, tmp_path
 ):

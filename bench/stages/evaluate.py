@@ -67,7 +67,7 @@ def _flow(settings: EvaluateSettings, resolve, missing) -> str:
 
 
 def evaluate_units(ctx: Context, plan: MetricPlan) -> list[Unit]:
-    settings = asdict(ctx.config.evaluate)
+    settings = {k: v for k, v in asdict(ctx.config.evaluate).items() if k != "metrics"}
     metrics = {"names": plan.names, "unavailable": sorted(plan.unavailable), **plan.resolved}
     units = []
     for video in generate_units(ctx):
