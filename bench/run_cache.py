@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,10 +124,3 @@ def write_record(unit: Unit, checksums: Checksums, **extra) -> dict:
     with atomic_path(unit.record) as tmp:
         tmp.write_text(json.dumps(record, indent=1))
     return record
-
-
-def remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)

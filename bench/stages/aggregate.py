@@ -1,6 +1,8 @@
 """Aggregation: the per-video metric records as tidy tables in ``results/`` (one row per arm,
 sample, seed and metric; per-frame series; unavailable metrics), plus the statistics of
-``reports.stats``: a summary per arm and metric and paired comparisons against exsvd."""
+``reports.stats``: a summary per arm and metric and paired comparisons against exsvd. The report
+rewrites those two from the same table (``bench report``), so its unit is the one that checks
+them."""
 
 from __future__ import annotations
 
@@ -23,14 +25,8 @@ PER_VIDEO = [
     "provenance",
 ]
 SERIES = ["arm", "sample", "seed", "metric", "index", "value"]
-RESULTS = (
-    "per_video.parquet",
-    "per_video.csv",
-    "series.parquet",
-    "unavailable.csv",
-    "summary.csv",
-    "paired.csv",
-)
+RESULTS = ("per_video.parquet", "per_video.csv", "series.parquet", "unavailable.csv")
+STATISTICS = ("summary.csv", "paired.csv")
 
 
 def run(ctx: Context, evaluated: list[Unit]) -> list[Unit]:
@@ -94,11 +90,11 @@ def write_results(unit: Unit, evaluated: list[Unit]) -> dict:
     from reports.stats import compare, summarize
 
     per_video, series, unavailable = tables(evaluated)
-    paths = dict(zip(RESULTS, unit.outputs, strict=True))
-    write_table(per_video, paths["per_video.parquet"])
-    write_table(per_video, paths["per_video.csv"])
-    write_table(series, paths["series.parquet"])
-    write_table(unavailable, paths["unavailable.csv"])
-    write_table(summarize(per_video), paths["summary.csv"])
-    write_table(compare(per_video, baseline="exsvd"), paths["paired.csv"])
+    folder = unit.record.parent
+    write_table(per_video, folder / "per_video.parquet")
+    write_table(per_video, folder / "per_video.csv")
+    write_table(series, folder / "series.parquet")
+    write_table(unavailable, folder / "unavailable.csv")
+    write_table(summarize(per_video), folder / "summary.csv")
+    write_table(compare(per_video, baseline="exsvd"), folder / "paired.csv")
     return {}

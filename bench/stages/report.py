@@ -1,18 +1,19 @@
 """The report: ``reports.build_report`` on the run directory (``report/index.html``, figures,
-tables), rebuilt when the results, the tuned arms, the videos or the config change."""
+tables, and the statistics in ``results/``), rebuilt when the results, the tuned arms, the
+videos or the config change."""
 
 from __future__ import annotations
 
 from bench.run_cache import Unit, unit_key
+from bench.stages.aggregate import STATISTICS
 from bench.stages.context import Context, run_units
 
 
 def run(ctx: Context, upstream: list[Unit]) -> list[Unit]:
     """``upstream``: the units of every earlier stage whose outputs the report shows."""
     key = unit_key("report", ctx.config.digest(), sorted(unit.key for unit in upstream))
-    unit = Unit(
-        "report", "report", "", key, ctx.path("report", ".done.json"), (ctx.path("report"),)
-    )
+    outputs = (ctx.path("report"), *(ctx.path("results", name) for name in STATISTICS))
+    unit = Unit("report", "report", "", key, ctx.path("report", ".done.json"), outputs)
     run_units(ctx, "report", [unit], lambda unit: build(ctx))
     return [unit]
 
