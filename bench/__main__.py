@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import eval_cmd, perf_cmd, run_cmd, weights_cmd
+from bench import eval_cmd, perf_cmd, report_cmd, run_cmd, weights_cmd
 from metrics.errors import BenchError
 
-COMMANDS = (run_cmd, eval_cmd, weights_cmd, perf_cmd)
+COMMANDS = (run_cmd, report_cmd, eval_cmd, weights_cmd, perf_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,228 @@
+"""``build_report``: run directory in, ``report/`` out. Reads the stored results, recomputes the
+statistics, draws every figure, writes the tables and renders one self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from metrics.atomic import atomic_path
+from metrics.errors import BenchError
+from reports import figures, media, tables
+from reports.facts import run_facts
+from reports.html import render
+from reports.rundir import Run, load_run
+from reports.stats import compare, summarize
+
+BASELINE = "exsvd"
+N_BOOT, SEED, LEVEL = 2000, 0, 0.95
+MAX_STRIPS = 4  # conditions shown as frame strips and previews
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A figure as the page shows it."""
+
+    name: str
+    title: str
+    uri: str
+
+
+class Output:
+    """The files written under ``report/``; anything else in its figures/ and tables/ folders
+    is a leftover of an earlier build and is removed at the end."""
+
+    def __init__(self, root: Path):
+        self.root, self.written = root, set()
+
+    def figure(self, fig, name: str, title: str) -> Shown:
+        png = figures.save(fig, self.root / "figures", name)
+        self.written |= {f"figures/{name}.png", f"figures/{name}.svg"}
+        return Shown(name, title, data_uri(png, "image/png"))
+
+    def animation(self, gif: bytes, name: str, title: str) -> Shown:
+        with atomic_path(self.root / "figures" / f"{name}.gif") as tmp:
+            tmp.write_bytes(gif)
+        self.written.add(f"figures/{name}.gif")
+        return Shown(name, title, data_uri(gif, "image/gif"))
+
+    def table(self, frame: pd.DataFrame, name: str) -> None:
+        write_csv(frame, self.root / "tables" / f"{name}.csv")
+        self.written.add(f"tables/{name}.csv")
+
+    def prune(self) -> None:
+        for folder in ("figures", "tables"):
+            for path in (self.root / folder).glob("*"):
+                if path.is_file() and f"{folder}/{path.name}" not in self.written:
+                    path.unlink()
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))
+
+
+def build_report(run_dir: Path) -> Path:
+    """Rewrite ``results/summary.csv``, ``results/paired.csv`` and ``report/`` of ``run_dir``
+    from its stored files alone; return the path of ``report/index.html``."""
+    started = time.perf_counter()
+    run = load_run(Path(run_dir))
+    summary = summarize(run.per_video, n_boot=N_BOOT, seed=SEED, level=LEVEL)
+    paired = compare(run.per_video, baseline=BASELINE, n_boot=N_BOOT, seed=SEED, level=LEVEL)
+    notes = [*run.notes, *filter(None, [paired.attrs.get("note")])]
+    write_csv(summary, run.root / "results" / "summary.csv")
+    write_csv(paired, run.root / "results" / "paired.csv")
+    out = Output(run.root / "report")
+    colours = figures.arm_colours(run.arms)
+    out.table(summary, "summary")
+    out.table(paired, "paired")
+    out.table(tables.main_csv(summary, paired, run.arms), "main")
+    context = {
+        "title": f"exsvd-bench report: {run.root.resolve().name}",
+        "baseline": BASELINE,
+        "arms": run.arms,
+        "facts": run_facts(run),
+        "main": tables.main_blocks(summary, paired, run.arms, BASELINE),
+        "deltas": tables.delta_blocks(paired),
+        "problems": tables.problems(run.per_video, run.unavailable),
+        "bars": bar_figures(out, summary, paired, colours),
+        "delta_figures": delta_figures(out, paired, colours),
+        "curves": curve_figures(out, run, colours, notes),
+        "strips": strip_figures(out, run, notes),
+        "loss": loss_figure(out, run, colours),
+        "untuned": [arm for arm in run.arms if arm not in run.losses],
+        "base_length": run.base_length,
+        "n_boot": N_BOOT,
+        "level": round(LEVEL * 100),
+        "notes": notes,
+    }
+    problems = pd.DataFrame(
+        context["problems"], columns=["metric", "arms", "status", "count", "reason"]
+    )
+    out.table(problems, "unavailable")
+    context["build_seconds"] = f"{time.perf_counter() - started:.1f}"
+    index = out.root / "index.html"
+    with atomic_path(index) as tmp:
+        tmp.write_text(render(context), encoding="utf-8")
+    out.prune()
+    return index
+
+
+def bar_figures(out: Output, summary, paired, colours) -> list[tuple[str, list[Shown]]]:
+    shown = []
+    for family in tables.families(summary):
+        part = summary[summary["family"] == family]
+        row = []
+        for metric in pd.unique(part.dropna(subset=["mean"])["metric"]):
+            versus = paired[paired["metric"] == metric] if len(paired) else paired
+            fig = figures.bar_chart(part[part["metric"] == metric], versus, colours)
+            row.append(out.figure(fig, f"bars_{slug(metric)}", metric))
+        if row:
+            shown.append((family, row))
+    return shown
+
+
+def delta_figures(out: Output, paired, colours) -> list[Shown]:
+    paired = paired[paired["n_pairs"] > 0]
+    return [
+        out.figure(
+            figures.delta_chart(paired[paired["family"] == family], colours),
+            f"deltas_{slug(family)}",
+            family,
+        )
+        for family in (tables.families(paired) if len(paired) else [])
+    ]
+
+
+def curve_figures(out: Output, run: Run, colours, notes) -> list[tuple[str, list[Shown]]]:
+    if run.series is None or run.series.empty:
+        return []
+    if run.base_length is None:
+        notes.append("the base length L is not recorded in run.json: curves have no L line")
+    family_of = dict(zip(run.per_video["metric"], run.per_video["family"], strict=True))
+    series = run.series.assign(family=run.series["metric"].map(family_of).fillna("other"))
+    shown = []
+    for family in tables.families(series):
+        part = series[series["family"] == family]
+        row = [
+            out.figure(
+                figures.curve_chart(part[part["metric"] == metric], colours, run.base_length),
+                f"curve_{slug(metric)}",
+                metric,
+            )
+            for metric in pd.unique(part["metric"])
+        ]
+        shown.append((family, row))
+    return shown
+
+
+def strip_figures(out: Output, run: Run, notes) -> list[dict]:
+    """Per condition (up to MAX_STRIPS, its lowest seed): a frame strip and an animated preview
+    of every arm."""
+    from metrics.video_io import read_video
+
+    stored = {key for videos in run.videos.values() for key in videos}
+    samples = [s for s in pd.unique(run.per_video["sample"]) if any(k[0] == s for k in stored)]
+    if len(samples) > MAX_STRIPS:
+        notes.append(f"frame strips and previews show {MAX_STRIPS} of {len(samples)} conditions")
+    shown = []
+    for sample in samples[:MAX_STRIPS]:
+        seed = min(k[1] for k in stored if k[0] == sample)
+        frames, fps = {}, 8.0
+        for arm in run.arms:
+            path = run.videos.get(arm, {}).get((sample, seed))
+            try:
+                video = read_video(path) if path else None
+            except BenchError as err:
+                notes.append(f"left out of the strips: {err}")
+                continue
+            if video is not None:
+                frames[arm], fps = video.frames, video.fps or fps
+        if not frames:
+            continue
+        image = read_image(run.conditions.get(sample), notes)
+        indices = media.frame_indices(max(len(f) for f in frames.values()), run.base_length)
+        title = f"{sample}, seed {seed}"
+        gif = media.preview_gif(frames, fps, run.base_length)
+        shown.append(
+            {
+                "sample": sample,
+                "strip": out.figure(
+                    media.strip_chart(frames, image, indices, title), f"strip_{slug(sample)}", title
+                ),
+                "preview": out.animation(gif, f"preview_{slug(sample)}", title),
+            }
+        )
+    return shown
+
+
+def read_image(path: Path | None, notes: list[str]) -> np.ndarray | None:
+    if path is None:
+        return None
+    try:
+        return np.asarray(Image.open(path).convert("RGB"))
+    except OSError as err:
+        notes.append(f"{path}: unreadable condition image ({err}); strips shown without it")
+        return None
+
+
+def loss_figure(out: Output, run: Run, colours) -> Shown | None:
+    losses = {arm: loss for arm, loss in run.losses.items() if loss is not None and len(loss)}
+    if not losses:
+        return None
+    return out.figure(figures.loss_chart(losses, colours), "loss", "post-tuning loss")

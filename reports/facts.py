@@ -1,0 +1,109 @@
+"""What was run, from the stored records: config, seeds, per-arm models and weight checksums,
+metric backends and weights, versions, hardware and time per stage."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from reports.rundir import Run
+
+
+def flatten(data: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dict as ('section.key', 'value') pairs, lists written inline."""
+    pairs = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            pairs += flatten(value, f"{prefix}{key}.")
+        else:
+            pairs.append(
+                (prefix + str(key), json.dumps(value) if not isinstance(value, str) else value)
+            )
+    return pairs
+
+
+def provenance(per_video: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
+    """(backends, versions) recorded by the evaluator: each key with its distinct values."""
+    values: dict[str, set[str]] = {}
+    for text in pd.unique(per_video["provenance"].fillna("{}")):
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        for key, value in record.items():
+            values.setdefault(key, set()).add(str(value))
+    joined = {key: " | ".join(sorted(found)) for key, found in sorted(values.items())}
+    versions = {
+        k.removeprefix("version_"): v for k, v in joined.items() if k.startswith("version_")
+    }
+    backends = {k: v for k, v in joined.items() if not k.startswith("version_")}
+    return backends, versions
+
+
+def arm_rows(run: Run) -> list[dict]:
+    """Per arm: frames generated, videos, weight checksums, post-tuning steps and parameters."""
+    rows = []
+    for arm in run.arms:
+        manifest = run.manifests.get(arm, {})
+        training = run.training.get(arm, {})
+        loss = run.losses.get(arm)
+        trainable = training.get("parameters", {})
+        rows.append(
+            {
+                "arm": arm,
+                "frames": manifest.get("generation", {}).get("frames", "–"),
+                "videos": len(run.videos.get(arm, {})),
+                "weights": manifest.get("weights_sha256", {}),
+                "steps": training.get("steps_done", "–" if loss is None else len(loss)),
+                "parameters": ", ".join(f"{k} {v:,}" for k, v in trainable.items()) or "–",
+                "final_loss": f"{loss['loss'].tail(20).mean():.4g}" if loss is not None else "–",
+            }
+        )
+    return rows
+
+
+def seeds(run: Run) -> dict[str, str]:
+    config = run.record.get("config", {})
+    table = run.per_video
+    return {
+        "run seed (tuning data and noise)": str(config.get("seed", "–")),
+        "generation noise seeds": ", ".join(map(str, sorted(pd.unique(table["seed"])))),
+        "conditions": f"{table['sample'].nunique()}: "
+        + ", ".join(map(str, pd.unique(table["sample"]))),
+        "condition seed": str(config.get("conditions", {}).get("seed", "–")),
+    }
+
+
+def timings(run: Run) -> dict:
+    stages = run.timings.get("stages", {})
+    total = sum(v for v in stages.values() if isinstance(v, (int, float)))
+    return {
+        "stages": [
+            (name, f"{s:.1f} s", f"{100 * s / total:.0f}%" if total else "")
+            for name, s in stages.items()
+            if isinstance(s, (int, float))
+        ],
+        "total": f"{total:.1f} s ({total / 60:.1f} min)" if stages else "",
+        "started": run.timings.get("started", ""),
+        "finished": run.timings.get("finished", ""),
+    }
+
+
+def run_facts(run: Run) -> dict:
+    backends, versions = provenance(run.per_video)
+    hardware = {
+        k: (", ".join(map(str, v)) or "none") if isinstance(v, list) else str(v)
+        for k, v in run.record.get("hardware", {}).items()
+    }
+    return {
+        "created": run.record.get("created", ""),
+        "config_hash": run.record.get("config_hash", ""),
+        "config": flatten(run.record.get("config", {})),
+        "arms": arm_rows(run),
+        "backends": backends,
+        "versions": {**run.record.get("versions", {}), **versions},
+        "hardware": hardware,
+        "seeds": seeds(run),
+        "timings": timings(run),
+    }

@@ -1,0 +1,119 @@
+"""Reading a run directory (``.notes/run-contract.md``): only stored files, never a model. The
+per-video table is required; every other piece is optional and its absence becomes a note."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from metrics.errors import BenchError
+
+PER_VIDEO_COLUMNS = {"arm", "sample", "seed", "metric", "family", "value", "higher_is_better"}
+VIDEO_NAME = re.compile(r"(?P<sample>.+)_seed(?P<seed>-?\d+)\.mp4")
+
+
+@dataclass
+class Run:
+    """What the report shows, as stored; ``notes`` lists the optional pieces that are missing."""
+
+    root: Path
+    per_video: pd.DataFrame
+    series: pd.DataFrame | None = None
+    unavailable: pd.DataFrame | None = None
+    record: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    manifests: dict[str, dict] = field(default_factory=dict)
+    training: dict[str, dict] = field(default_factory=dict)
+    losses: dict[str, pd.DataFrame] = field(default_factory=dict)
+    videos: dict[str, dict[tuple[str, int], Path]] = field(default_factory=dict)
+    conditions: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def arms(self) -> list[str]:
+        """Arms in the order the run lists them (first appearance in the table)."""
+        return list(pd.unique(self.per_video["arm"]))
+
+    @property
+    def base_length(self) -> int | None:
+        """L, the base model's length, from the run's config (None when not recorded)."""
+        length = self.record.get("config", {}).get("model", {}).get("base_length")
+        return int(length) if length is not None else None
+
+
+def load_run(run_dir: Path) -> Run:
+    """Read ``run_dir``; a missing or unreadable per-video table is a ``BenchError``."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise BenchError(root, "no such run directory", "pass the --out folder of 'bench run'")
+    run = Run(root, read_per_video(root / "results" / "per_video.parquet"))
+    run.series = _optional(run, "results/series.parquet", pd.read_parquet, "no per-frame curves")
+    run.unavailable = _optional(run, "results/unavailable.csv", pd.read_csv, None)
+    run.record = _optional(run, "run.json", _read_json, "no config, versions or hardware") or {}
+    run.timings = _optional(run, "timings.json", _read_json, "no time per stage") or {}
+    for arm in run.arms:
+        folder = root / "generate" / arm
+        manifest = _optional(run, f"generate/{arm}/manifest.json", _read_json, None)
+        if manifest:
+            run.manifests[arm] = manifest
+        videos = {}
+        for path in sorted(folder.glob("*.mp4")):
+            if match := VIDEO_NAME.fullmatch(path.name):
+                videos[match["sample"], int(match["seed"])] = path
+        if videos:
+            run.videos[arm] = videos
+        tune = root / "tune" / arm
+        if (tune / "loss.csv").is_file():
+            run.losses[arm] = _optional(run, f"tune/{arm}/loss.csv", pd.read_csv, None)
+            run.training[arm] = _optional(run, f"tune/{arm}/training.json", _read_json, None) or {}
+    run.conditions = {p.stem: p for p in sorted((root / "conditions").glob("*.png"))}
+    missing_videos = [arm for arm in run.arms if arm not in run.videos]
+    if missing_videos:
+        run.notes.append(f"no generated videos for {', '.join(missing_videos)}: no frame strips")
+    return run
+
+
+def read_per_video(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise BenchError(
+            path,
+            "no per-video results",
+            "run 'python -m bench run' into this folder first (its aggregate stage writes them)",
+        )
+    try:
+        table = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise BenchError(
+            path, f"unreadable ({type(err).__name__})", "rerun the aggregate stage"
+        ) from None
+    missing = PER_VIDEO_COLUMNS - set(table.columns)
+    if missing:
+        raise BenchError(path, f"lacks columns {sorted(missing)}", "rerun the aggregate stage")
+    if table.empty:
+        raise BenchError(path, "holds no rows", "rerun the evaluate and aggregate stages")
+    table["higher_is_better"] = table["higher_is_better"].astype("boolean")
+    defaults = {"status": "ok", "detail": "", "provenance": "{}"}
+    return table.assign(**{k: v for k, v in defaults.items() if k not in table})
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _optional(run: Run, relative: str, reader, missing_note: str | None):
+    """``reader(path)``, or None with a note when the file is missing (if ``missing_note``) or
+    unreadable (always)."""
+    path = run.root / relative
+    if not path.is_file():
+        if missing_note:
+            run.notes.append(f"{relative} is missing: {missing_note}")
+        return None
+    try:
+        return reader(path)
+    except Exception as err:  # any damaged optional file: report it, show the rest
+        run.notes.append(f"{relative} is unreadable ({type(err).__name__}); left out")
+        return None

@@ -1,0 +1,161 @@
+"""The report's tables: the main ablation table and the paired deltas, per metric family, as
+rows for the template and as wide CSVs for papers; and the list of metrics that did not run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reports.figures import arrow, mark
+
+FAMILIES = ("flicker", "smoothness", "motion", "consistency", "quality")
+
+
+def fmt(value, signed: bool = False) -> str:
+    """Three significant digits; '–' for NaN."""
+    if value is None or pd.isna(value):
+        return "–"
+    return f"{value:+.3g}" if signed else f"{value:.3g}"
+
+
+def ci_text(low, high, signed: bool = False) -> str:
+    """'[low, high]', or '' when the interval is undefined (fewer than 2 values)."""
+    if pd.isna(low) and pd.isna(high):
+        return ""
+    return f"[{fmt(low, signed)}, {fmt(high, signed)}]"
+
+
+def families(table: pd.DataFrame) -> list[str]:
+    """The families present, in the order the README lists them, unknown ones last."""
+    present = list(pd.unique(table["family"]))
+    return [f for f in FAMILIES if f in present] + [f for f in present if f not in FAMILIES]
+
+
+def best_arms(part: pd.DataFrame) -> set[str]:
+    """Arms with the best mean of one metric (ties included); none for descriptive metrics."""
+    direction = part["higher_is_better"].iloc[0]
+    means = part.set_index("arm")["mean"].astype(float).dropna()
+    if pd.isna(direction) or means.empty:
+        return set()
+    best = means.max() if direction else means.min()
+    return set(means.index[np.isclose(means, best, rtol=1e-12, atol=0)])
+
+
+def _metric_columns(part: pd.DataFrame) -> list[dict]:
+    first = part.drop_duplicates("metric")
+    return [
+        {"name": m, "arrow": arrow(h)}
+        for m, h in zip(first["metric"], first["higher_is_better"], strict=True)
+    ]
+
+
+def main_blocks(summary: pd.DataFrame, paired: pd.DataFrame, arms: list[str], baseline: str):
+    """Per family: metric columns, and one row per arm of cells (mean, CI, best, mark)."""
+    stats = summary.set_index(["arm", "metric"])
+    versus = paired.set_index(["arm", "metric"]) if len(paired) else None
+    blocks = []
+    for family in families(summary):
+        part = summary[summary["family"] == family]
+        columns = _metric_columns(part)
+        best = {c["name"]: best_arms(part[part["metric"] == c["name"]]) for c in columns}
+        rows = []
+        for arm in arms:
+            cells = []
+            for column in columns:
+                key = (arm, column["name"])
+                row = stats.loc[key] if key in stats.index else None
+                test = versus.loc[key] if versus is not None and key in versus.index else None
+                cells.append(
+                    {
+                        "metric": column["name"],
+                        "mean": fmt(row["mean"]) if row is not None else "–",
+                        "ci": ci_text(row["ci_low"], row["ci_high"]) if row is not None else "",
+                        "n": f"n = {row['n']}, missing {row['n_missing']}"
+                        if row is not None
+                        else "",
+                        "best": arm in best[column["name"]],
+                        "mark": mark(test),
+                        "p_holm": fmt(test["p_holm"]) if test is not None else "",
+                    }
+                )
+            rows.append({"arm": arm, "baseline": arm == baseline, "cells": cells})
+        blocks.append({"family": family, "metrics": columns, "rows": rows})
+    return blocks
+
+
+def delta_blocks(paired: pd.DataFrame):
+    """Per family: one row per arm of cells (delta, CI, Holm p, effect size, mark)."""
+    blocks = []
+    for family in families(paired) if len(paired) else []:
+        part = paired[paired["family"] == family]
+        columns = _metric_columns(part)
+        tests = part.set_index(["arm", "metric"])
+        rows = []
+        for arm in pd.unique(part["arm"]):
+            cells = []
+            for column in columns:
+                key = (arm, column["name"])
+                test = tests.loc[key] if key in tests.index else None
+                if test is None:
+                    cells.append({"metric": column["name"], "delta": "–"})
+                    continue
+                cells.append(
+                    {
+                        "metric": column["name"],
+                        "delta": fmt(test["delta_mean"], signed=True),
+                        "ci": ci_text(test["ci_low"], test["ci_high"], signed=True),
+                        "p_holm": fmt(test["p_holm"]),
+                        "effect": fmt(test["effect_size"], signed=True),
+                        "n": int(test["n_pairs"]),
+                        "mark": mark(test),
+                    }
+                )
+            rows.append({"arm": arm, "cells": cells})
+        blocks.append({"family": family, "metrics": columns, "rows": rows})
+    return blocks
+
+
+def main_csv(summary: pd.DataFrame, paired: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
+    """Arms x metrics (families in order), each cell 'mean [low, high]' and the significance
+    mark, for papers."""
+    marks = {(row["arm"], row["metric"]): mark(row) for _, row in paired.iterrows()}
+    ordered = pd.concat([summary[summary["family"] == f] for f in families(summary)])
+    cells = ordered.assign(
+        cell=[
+            " ".join(filter(None, [fmt(r["mean"]), ci_text(r["ci_low"], r["ci_high"])]))
+            + marks.get((r["arm"], r["metric"]), "")
+            for _, r in ordered.iterrows()
+        ],
+        header=[
+            f"{m} {arrow(h)}".strip()
+            for m, h in zip(ordered["metric"], ordered["higher_is_better"], strict=True)
+        ],
+    )
+    wide = cells.pivot(index="arm", columns="header", values="cell")
+    order = list(pd.unique(cells["header"]))
+    return wide.reindex(index=arms, columns=order).rename_axis(columns=None).reset_index()
+
+
+def problems(per_video: pd.DataFrame, unavailable: pd.DataFrame | None) -> list[dict]:
+    """Metrics that did not score, with why: unavailable ones (no weights) and errors per arm."""
+    rows = []
+    if unavailable is not None:
+        rows += [
+            {"metric": metric, "arms": "all", "status": "unavailable", "count": "", "reason": why}
+            for metric, why in zip(unavailable["metric"], unavailable["reason"], strict=True)
+        ]
+    listed = {row["metric"] for row in rows}
+    bad = per_video[(per_video["status"] != "ok") & ~per_video["metric"].isin(listed)]
+    for (metric, status), group in bad.groupby(["metric", "status"], sort=False):
+        total = int((per_video["metric"] == metric).sum())
+        rows.append(
+            {
+                "metric": metric,
+                "arms": ", ".join(pd.unique(group["arm"])),
+                "status": status,
+                "count": f"{len(group)} of {total} videos",
+                "reason": "; ".join(pd.unique(group["detail"].fillna("")))[:500]
+                or "no detail recorded",
+            }
+        )
+    return rows

@@ -1,0 +1,194 @@
+"""``build_report`` and ``bench report`` on a realistic run directory: files written, a
+self-contained page whose tables agree with the statistics, figures that show what they claim,
+graceful degradation when optional pieces are missing, one-line errors."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench.__main__ import main
+from reports import build_report
+from reports.figures import arm_colours, curve_chart
+from reports.media import frame_indices, preview_gif
+from reports.stats import compare, summarize
+from tests.fake_run import ARMS, BASE_LENGTH, CLIP_REASON, LENGTH, SAMPLES, make_run_dir
+
+
+class Page(HTMLParser):
+    """Every element's attributes, and the main table's cells by (arm, metric)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.elements, self.cells, self.arm, self.cell, self.in_main = [], {}, None, None, False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.elements.append((tag, attrs))
+        if tag == "table":
+            self.in_main = "main" in attrs.get("class", "").split()
+        elif tag == "tr" and self.in_main:
+            self.arm = attrs.get("data-arm")
+        elif tag == "td" and self.in_main and self.arm:
+            self.cell = {"class": attrs.get("class", ""), "text": ""}
+            self.cells[self.arm, attrs["data-metric"]] = self.cell
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self.cell = None
+        elif tag == "table":
+            self.in_main = False
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell["text"] += data
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return make_run_dir(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def index(run_dir):
+    return build_report(run_dir)
+
+
+@pytest.fixture(scope="module")
+def page(index):
+    return Page(index.read_text(encoding="utf-8"))
+
+
+def test_writes_statistics_tables_and_figures(run_dir, index):
+    assert index == run_dir / "report" / "index.html"
+    per_video = pd.read_parquet(run_dir / "results" / "per_video.parquet")
+    summary = pd.read_csv(run_dir / "results" / "summary.csv")
+    np.testing.assert_allclose(summary["ci_low"], summarize(per_video)["ci_low"], rtol=1e-12)
+    paired = pd.read_csv(run_dir / "results" / "paired.csv")
+    np.testing.assert_allclose(paired["p_holm"], compare(per_video)["p_holm"], rtol=1e-12)
+    main_csv = pd.read_csv(run_dir / "report" / "tables" / "main.csv")
+    assert list(main_csv["arm"]) == list(ARMS)
+    assert "warping_error ↓" in main_csv.columns and "motion_magnitude" in main_csv.columns
+    figures = run_dir / "report" / "figures"
+    for png in figures.glob("*.png"):
+        assert png.with_suffix(".svg").is_file(), png.name
+        assert png.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+    assert {p.stem for p in figures.glob("preview_*.gif")} == {f"preview_{s}" for s in SAMPLES}
+    assert (figures / "loss.png").is_file() and (figures / "curve_psnr.png").is_file()
+    assert not (figures / "bars_clip_condition.png").exists()  # no value to draw
+
+
+def test_page_is_self_contained(index, page):
+    links = [a.get(k) for _, a in page.elements for k in ("src", "href") if a.get(k)]
+    assert links and all(link.startswith(("data:", "#")) for link in links)
+    assert not any(tag in ("script", "iframe", "object") for tag, _ in page.elements)
+    text = index.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text and "@media print" in text
+
+
+def test_main_table_best_per_column_and_marks_against_the_baseline(run_dir, page):
+    assert {arm for arm, _ in page.cells} == set(ARMS)
+    summary = pd.read_csv(run_dir / "results" / "summary.csv")
+    errors = summary[summary["metric"] == "warping_error"].set_index("arm")["mean"]
+    best = {
+        arm
+        for (arm, metric), c in page.cells.items()
+        if metric == "warping_error" and "best" in c["class"].split()
+    }
+    assert best == {errors.idxmin()}  # lower is better
+    assert not any(
+        "best" in c["class"] for (_, m), c in page.cells.items() if m == "motion_magnitude"
+    )
+    assert "▼" in page.cells["exsvd-static-pe", "warping_error"]["text"]  # planted, worse
+    assert "▼" not in page.cells["exsvd-no-idconv", "warping_error"]["text"]  # planted null
+    assert "[" in page.cells["exsvd", "psnr"]["text"]  # the CI is shown
+
+
+def test_what_was_run_and_what_did_not(index):
+    text = index.read_text(encoding="utf-8")
+    for expected in (
+        "290.5 s",
+        "2026-11-02T10:00:00",
+        "c" * 64,
+        f"{1:064x}",
+        "dis",
+        "base_length",
+        "pan_0, zoom_1",
+        "4 of 72 videos",
+        "flow failed: NaN in the flow field",
+        CLIP_REASON.replace("'", "&#39;"),
+    ):
+        assert expected in text, expected
+
+
+def test_curve_chart_marks_the_base_length():
+    rows = [
+        {"arm": arm, "sample": "s", "seed": 0, "metric": "psnr", "index": i, "value": i * 1.0}
+        for arm in ARMS[:2]
+        for i in range(LENGTH)
+    ]
+    fig = curve_chart(pd.DataFrame(rows), arm_colours(list(ARMS)), BASE_LENGTH)
+    ax = fig.axes[0]
+    verticals = [line for line in ax.lines if len(set(line.get_xdata())) == 1]
+    assert [line.get_xdata()[0] for line in verticals] == [BASE_LENGTH]
+    assert len(ax.lines) == 3 and len(ax.collections) == 2  # a curve and a band per arm
+
+
+def test_frame_indices_straddle_the_base_length():
+    assert frame_indices(32, 8) == [0, 7, 8, 16, 23, 31]
+    assert frame_indices(8, 8) == [0, 1, 3, 4, 6, 7]
+    assert frame_indices(3, None) == [0, 1, 2]
+
+
+def test_preview_plays_every_arm_to_the_longest_length():
+    short = np.zeros((4, 32, 32, 3), np.uint8)
+    long = np.full((10, 32, 32, 3), 200, np.uint8)
+    long[:, :, :, 0] = np.arange(10)[:, None, None] * 20  # every frame differs
+    gif = Image.open(io.BytesIO(preview_gif({"a": short, "b": long}, 8.0, 4)))
+    assert gif.n_frames == 10 and gif.width == 2 * 128 + 2
+    gif.seek(9)
+    frame = np.asarray(gif.convert("RGB"))
+    assert 150 < frame[40:100, 20:100].mean() < 180  # the short arm holds its last frame, faded
+    big = Image.open(io.BytesIO(preview_gif({"a": np.zeros((2, 512, 384, 3), np.uint8)}, 8, 4)))
+    assert big.size == (96, 128 + 2 * 14)  # large videos shrink, keeping their aspect
+
+
+def test_degrades_gracefully_and_drops_stale_figures(run_dir, index, tmp_path):
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    for piece in ("tune", "generate/svd", "timings.json", "results/series.parquet"):
+        path = run / piece
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    per_video = pd.read_parquet(run / "results" / "per_video.parquet")
+    per_video[per_video["arm"] != "exsvd"].to_parquet(run / "results" / "per_video.parquet")
+    text = build_report(run).read_text(encoding="utf-8")
+    for note in (
+        "timings.json is missing",
+        "series.parquet is missing",
+        "baseline arm &#39;exsvd&#39; is missing",
+        "No post-tuning loss curve",
+    ):
+        assert note in text, note
+    paired = pd.read_csv(run / "results" / "paired.csv")
+    assert paired.empty and "p_holm" in paired.columns
+    left = {p.name for p in (run / "report" / "figures").iterdir()}
+    assert not any(name.startswith(("loss", "curve_", "deltas_")) for name in left)
+    assert "strip_pan_0.png" in left
+
+
+def test_cli_rebuilds_and_reports_errors_in_one_line(index, run_dir, tmp_path, capsys):
+    assert main(["report", str(run_dir)]) == 0
+    assert str(index) in capsys.readouterr().out
+    (tmp_path / "results").mkdir()
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error:") and "per_video.parquet" in err
+    (tmp_path / "results" / "per_video.parquet").write_bytes(b"not parquet")
+    assert main(["report", str(tmp_path)]) == 2
+    assert "unreadable" in capsys.readouterr().err
