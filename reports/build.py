@@ -150,25 +150,29 @@ def delta_figures(out: Output, paired, colours) -> list[Shown]:
 
 
 def curve_figures(out: Output, run: Run, colours, notes) -> list[tuple[str, list[Shown]]]:
+    """Per family, one chart per distinct series (metrics sharing one series, such as a metric
+    and its slope, share a chart)."""
     if run.series is None or run.series.empty:
         return []
     if run.base_length is None:
         notes.append("the base length L is not recorded in run.json: curves have no L line")
     family_of = dict(zip(run.per_video["metric"], run.per_video["family"], strict=True))
-    series = run.series.assign(family=run.series["metric"].map(family_of).fillna("other"))
-    shown = []
-    for family in tables.families(series):
-        part = series[series["family"] == family]
-        row = [
-            out.figure(
-                figures.curve_chart(part[part["metric"] == metric], colours, run.base_length),
-                f"curve_{slug(metric)}",
-                metric,
-            )
-            for metric in pd.unique(part["metric"])
-        ]
-        shown.append((family, row))
-    return shown
+    keys = ["arm", "sample", "seed", "index"]
+    same: dict[int, list[str]] = {}
+    for metric, part in run.series.groupby("metric", sort=False):
+        content = part.sort_values(keys)[[*keys, "value"]]
+        same.setdefault(int(pd.util.hash_pandas_object(content, index=False).sum()), []).append(
+            metric
+        )
+    shown: dict[str, list[Shown]] = {}
+    for names in same.values():
+        part = run.series[run.series["metric"] == names[0]]
+        title = " = ".join(names)
+        fig = figures.curve_chart(part, colours, run.base_length, title)
+        family = family_of.get(names[0], "other")
+        shown.setdefault(family, []).append(out.figure(fig, f"curve_{slug(names[0])}", title))
+    order = tables.families(pd.DataFrame({"family": list(shown)}))
+    return [(family, shown[family]) for family in order]
 
 
 def strip_figures(out: Output, run: Run, notes) -> list[dict]:

@@ -76,13 +76,19 @@ def seeds(run: Run) -> dict[str, str]:
 
 
 def timings(run: Run) -> dict:
-    stages = run.timings.get("stages", {})
-    total = sum(v for v in stages.values() if isinstance(v, (int, float)))
+    """Seconds per stage, share of the total, and units computed / taken from the cache."""
+    stages = {k: v for k, v in run.timings.get("stages", {}).items() if isinstance(v, int | float)}
+    units = run.timings.get("units", {})
+    total = sum(stages.values())
     return {
         "stages": [
-            (name, f"{s:.1f} s", f"{100 * s / total:.0f}%" if total else "")
-            for name, s in stages.items()
-            if isinstance(s, (int, float))
+            (
+                name,
+                f"{seconds:.1f} s",
+                f"{100 * seconds / total:.0f}%" if total else "",
+                ", ".join(f"{n} {k}" for k, n in units.get(name, {}).items()),
+            )
+            for name, seconds in stages.items()
         ],
         "total": f"{total:.1f} s ({total / 60:.1f} min)" if stages else "",
         "started": run.timings.get("started", ""),

@@ -79,13 +79,13 @@ def bar_chart(summary: pd.DataFrame, paired: pd.DataFrame, colours: dict) -> Fig
     return fig
 
 
-def curve_chart(series: pd.DataFrame, colours: dict, base_length: int | None) -> Figure:
+def curve_chart(series: pd.DataFrame, colours: dict, base_length: int | None, title: str) -> Figure:
     """One series metric over the frame index: mean over videos per arm, band mean ± 1.96 SE,
     and the base length L as a vertical line."""
     stats = series.groupby(["arm", "index"])["value"].agg(["mean", "std", "count"])
     stats["half"] = 1.96 * stats["std"].fillna(0) / np.sqrt(stats["count"])
     with rc_context(STYLE):
-        fig = new_figure(4.2, 2.8)
+        fig = new_figure(4.2, 3.1)
         ax = fig.add_subplot()
         for arm in pd.unique(series["arm"]):
             curve = stats.loc[arm]
@@ -101,9 +101,9 @@ def curve_chart(series: pd.DataFrame, colours: dict, base_length: int | None) ->
                 va="top",
                 fontsize=7,
             )
-        ax.set_title(series["metric"].iloc[0])
+        ax.set_title(title)
         ax.set_xlabel("frame index (pairs and triples: their first frame)")
-        ax.legend(fontsize=6, frameon=False, ncols=2, loc="best")
+        fig.legend(fontsize=6, frameon=False, ncols=3, loc="outside lower center")
     return fig
 
 

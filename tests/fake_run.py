@@ -27,6 +27,7 @@ METRICS = (
     ("motion_magnitude", "motion", None, None),
     ("clip_condition", "consistency", True, None),
     ("ssim_condition", "consistency", True, 0),
+    ("ssim_condition_slope", "consistency", True, 0),  # its series is ssim_condition's
     ("psnr", "quality", True, 0),
 )
 # planted arm effects on warping_error (in units of the paired noise): static PE much worse
@@ -156,7 +157,8 @@ def series_rows(arm: str, sample: str, seed: int, rng) -> list[dict]:
             continue
         t = np.arange(frames_of(arm) + offset)
         drift = -0.01 * np.maximum(t - BASE_LENGTH, 0) * (1 + ARMS.index(arm) / 3)
-        values = 0.8 + drift + 0.01 * rng.normal(size=len(t))
+        if not metric.endswith("_slope"):
+            values = 0.8 + drift + 0.01 * rng.normal(size=len(t))
         rows += [
             {
                 "arm": arm,

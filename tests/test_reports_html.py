@@ -82,6 +82,7 @@ def test_writes_statistics_tables_and_figures(run_dir, index):
         assert png.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
     assert {p.stem for p in figures.glob("preview_*.gif")} == {f"preview_{s}" for s in SAMPLES}
     assert (figures / "loss.png").is_file() and (figures / "curve_psnr.png").is_file()
+    assert not (figures / "curve_ssim_condition_slope.png").exists()  # same series, one chart
     assert not (figures / "bars_clip_condition.png").exists()  # no value to draw
 
 
@@ -134,7 +135,7 @@ def test_curve_chart_marks_the_base_length():
         for arm in ARMS[:2]
         for i in range(LENGTH)
     ]
-    fig = curve_chart(pd.DataFrame(rows), arm_colours(list(ARMS)), BASE_LENGTH)
+    fig = curve_chart(pd.DataFrame(rows), arm_colours(list(ARMS)), BASE_LENGTH, "psnr")
     ax = fig.axes[0]
     verticals = [line for line in ax.lines if len(set(line.get_xdata())) == 1]
     assert [line.get_xdata()[0] for line in verticals] == [BASE_LENGTH]

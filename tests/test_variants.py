@@ -124,8 +124,13 @@ def test_save_and_load_round_trip(stock, arm, tmp_path):
     assert (tmp_path / "diffusion_pytorch_model.safetensors").is_file()
     loaded = ExSVDUNet.from_pretrained(tmp_path).eval()
     assert loaded.config.exsvd_pe == get_variant(arm).pe
+    saved, back = model.state_dict(), loaded.state_dict()
+    assert saved.keys() == back.keys()
+    assert all(torch.equal(saved[key], back[key]) for key in saved)  # bit for bit
+    # outputs to float tolerance only: CPU kernels may pick another path for tensors that
+    # safetensors memory-maps at a different alignment (seen with torch 2.14)
     torch.testing.assert_close(denoise(loaded, BASE + 5), denoise(model, BASE + 5),
-                               atol=0, rtol=0)
+                               atol=1e-5, rtol=1e-4)
 
 
 def test_registry_errors_and_user_arms():
