@@ -46,9 +46,10 @@ def add_parser(commands) -> None:
     metrics.add_argument("--batch-size", type=int, default=16, help="pairs per flow batch")
     metrics.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is kept")
     metrics.set_defaults(run=run_metrics)
-    from bench import perf_generate
+    from bench import perf_generate, perf_tune
 
     perf_generate.add_parser(targets)
+    perf_tune.add_parser(targets)
 
 
 def _sync(device: str) -> None:

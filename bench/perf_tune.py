@@ -1,0 +1,453 @@
+"""``bench perf tune``: seconds and peak memory of one post-tuning step per memory setting.
+
+ExVideo post-tuned SVD-XT at 128 frames with DeepSpeed ZeRO-2 across 8 GPUs; the target here is
+one 80 GB GPU (peak <= 72 GiB). Each named ``Setting`` is a combination of the usual levers, and
+one run measures them side by side at every requested length.
+
+Levers considered and left out, and why:
+
+* running the frozen spatial layers under ``torch.no_grad``: not possible, the gradient of the
+  trainable temporal blocks of the first levels flows back through every later frozen layer
+  (only what comes before the first trainable block is gradient-free, and autograd already skips
+  it because nothing there requires grad);
+* 8-bit AdamW (bitsandbytes) and CPU optimizer offload: extra dependencies, and they change the
+  optimizer ExVideo used; fused AdamW already removes the optimizer's temporaries;
+* fp16: SVD's activations overflow in fp16 without loss scaling; bf16 needs none;
+* attention: diffusers' default processor is already ``AttnProcessor2_0``, i.e. torch's
+  ``scaled_dot_product_attention``, which picks the flash or memory-efficient kernels on CUDA and
+  never materialises the 4096 x 4096 spatial attention matrices at 512x512.
+
+Forward chunking (``enable_forward_chunking``) does apply to the spatio-temporal UNet: both the
+spatial ``BasicTransformerBlock`` and the ``TemporalBasicTransformerBlock`` implement
+``set_chunk_feed_forward`` (the temporal one always chunks its dim 1, the frames). In training it
+does not shrink what autograd saves (each chunk saves its own activations); it only bounds the
+transient feed-forward tensors, at the cost of one feed-forward call per token (chunk size 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+TARGET_GIB = 72.0
+TARGET_FRAMES = 128
+TARGET_SIZE = 512
+GPU_COMMAND = "python -m bench perf tune --model svd-xt --size 512 --frames 25,64,128 --device cuda"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One combination of memory levers for a post-tuning step.
+
+    ``dtype``: autocast dtype ("float32" means no autocast). ``checkpointing``: "none";
+    "stock" (diffusers' ``enable_gradient_checkpointing``: ResNets and the spatial transformer
+    blocks only, the temporal blocks ExVideo trains keep all their activations); "full" (stock
+    for the ResNets, plus every ``TransformerSpatioTemporalModel`` checkpointed whole, temporal
+    blocks and identity convs included). ``frozen_bf16``: frozen weights stored in bf16 (the
+    trainable ones stay fp32 master weights). ``optimizer``: "adamw" (torch's default, foreach
+    on CUDA), "adamw-foreach-off" (one parameter at a time: no full-size temporaries),
+    "adamw-fused" (one fused kernel, no temporaries). ``chunking``: feed-forward chunking
+    (chunk size 1 along dim 1). ``grads_to_none``: ``zero_grad(set_to_none=True)``, so no
+    gradient buffers are held through the forward pass.
+    """
+
+    name: str
+    description: str
+    dtype: str = "float32"
+    checkpointing: str = "none"
+    frozen_bf16: bool = False
+    optimizer: str = "adamw"
+    chunking: bool = False
+    grads_to_none: bool = False
+
+
+SETTINGS = {
+    s.name: s
+    for s in (
+        Setting("fp32", "naive baseline: fp32, no checkpointing, AdamW"),
+        Setting(
+            "stock-ckpt",
+            "diffusers' enable_gradient_checkpointing, fp32, AdamW",
+            checkpointing="stock",
+        ),
+        Setting(
+            "bf16-ckpt",
+            "stock checkpointing + bf16 autocast, frozen weights in bf16, "
+            "fp32 trainable master weights",
+            dtype="bfloat16",
+            checkpointing="stock",
+            frozen_bf16=True,
+        ),
+        Setting(
+            "lean",
+            "bf16-ckpt + forward chunking (1, dim 1) + AdamW foreach=False + "
+            "zero_grad(set_to_none)",
+            dtype="bfloat16",
+            checkpointing="stock",
+            frozen_bf16=True,
+            optimizer="adamw-foreach-off",
+            chunking=True,
+            grads_to_none=True,
+        ),
+        Setting(
+            "full-ckpt",
+            "bf16, frozen in bf16, whole spatio-temporal transformers "
+            "checkpointed (temporal blocks too) + ResNets, fused AdamW, "
+            "zero_grad(set_to_none), no chunking",
+            dtype="bfloat16",
+            checkpointing="full",
+            frozen_bf16=True,
+            optimizer="adamw-fused",
+            grads_to_none=True,
+        ),
+    )
+}
+
+
+def add_parser(targets) -> None:
+    parser = targets.add_parser(
+        "tune",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="seconds per post-tuning step and peak memory per memory setting and length",
+        description="One post-tuning step (SVD's EDM objective, forward + backward + optimizer "
+        "step, batch 1) of an arm built from a random-weight UNet (SVD-XT size with --model "
+        "svd-xt, the tiny config otherwise), timed for every memory setting (checkpointing, "
+        "bf16, feed-forward chunking, optimizer) at every length; peak GPU memory per cell, "
+        "'OOM' where it does not fit. Settings: "
+        + "; ".join(f"{s.name}: {s.description}" for s in SETTINGS.values())
+        + f". The issue's GPU run: {GPU_COMMAND} (on a GPU larger than 80 GB add "
+        "--memory-limit 79 to behave like an 80 GB card; "
+        "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True reduces fragmentation).",
+    )
+    parser.add_argument("--model", default="tiny", choices=("tiny", "svd-xt"))
+    parser.add_argument("--frames", default="8,32", help="comma-separated lengths")
+    parser.add_argument("--size", type=int, default=64, help="pixels (latents are size / 8)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps (after 1 warm-up)")
+    parser.add_argument("--arm", default="exsvd")
+    parser.add_argument(
+        "--settings", default="all", help=f"comma-separated of {', '.join(SETTINGS)}, or 'all'"
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--memory-limit",
+        type=float,
+        metavar="GIB",
+        help="cap this process's CUDA memory (e.g. 79 to emulate an 80 GB GPU on a larger one)",
+    )
+    parser.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate")
+    parser.set_defaults(run=run_tune)
+
+
+def _stock_unet(kind: str):
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    from variants.tiny import TINY_UNET
+
+    if kind == "svd-xt":  # the stock constructor's defaults are SVD-XT's configuration
+        return UNetSpatioTemporalConditionModel(), 25
+    return UNetSpatioTemporalConditionModel(**TINY_UNET), 8
+
+
+def _checkpoint_whole(module) -> None:
+    """Checkpoint ``module`` as one unit: only its inputs are kept, its inside is recomputed.
+
+    The module's own forward pre-hooks still run once per call (outside the checkpoint); the
+    hooks of its children (the identity convs) run inside, on recompute too."""
+    from torch.utils.checkpoint import checkpoint
+
+    original = module.forward
+
+    def forward(*args, **kwargs):
+        import torch
+
+        if torch.is_grad_enabled():
+            return checkpoint(original, *args, use_reentrant=False, **kwargs)
+        return original(*args, **kwargs)
+
+    module.forward = forward
+
+
+def apply_setting(unet, setting: Setting, lr: float = 1e-5):
+    """Apply ``setting`` to an arm whose trainable parameters are already chosen
+    (``set_trainable``); returns the optimizer over the trainable ones."""
+    import torch
+    from diffusers.models.transformers.transformer_temporal import TransformerSpatioTemporalModel
+
+    if setting.checkpointing not in ("none", "stock", "full"):
+        raise ValueError(f"unknown checkpointing {setting.checkpointing!r}")
+    if setting.frozen_bf16:
+        for param in unet.parameters():
+            if not param.requires_grad:
+                param.data = param.data.to(torch.bfloat16)
+    if setting.checkpointing in ("stock", "full"):
+        unet.enable_gradient_checkpointing()
+    if setting.checkpointing == "full":
+        for module in unet.modules():
+            if isinstance(module, TransformerSpatioTemporalModel):
+                module.gradient_checkpointing = False  # inside a checkpoint: no second level
+                _checkpoint_whole(module)
+    if setting.chunking:
+        unet.enable_forward_chunking(chunk_size=1, dim=1)
+    return make_optimizer(unet, setting, lr)
+
+
+def make_optimizer(unet, setting: Setting, lr: float = 1e-5):
+    """A fresh AdamW of ``setting``'s kind over the trainable parameters (gradients cleared)."""
+    import torch
+
+    params = [p for p in unet.parameters() if p.requires_grad]
+    for param in params:
+        param.grad = None
+    options = {
+        "adamw": {},
+        "adamw-foreach-off": {"foreach": False},
+        "adamw-fused": {"fused": True},
+    }[setting.optimizer]
+    return torch.optim.AdamW(params, lr=lr, **options)
+
+
+def random_batch(unet, frames: int, size: int, device: str, seed: int = 0):
+    """A batch of one pre-encoded clip at ``size`` pixels (latents size / 8)."""
+    import torch
+
+    from variants.objective import Batch
+
+    generator = torch.Generator(device).manual_seed(seed)
+    latent = size // 8
+    options = {"generator": generator, "device": device}
+    return Batch(
+        latents=torch.randn(1, frames, 4, latent, latent, **options),
+        condition_latent=torch.randn(1, 4, latent, latent, **options),
+        image_embeds=torch.randn(1, 1, unet.config.cross_attention_dim, **options),
+        added_time_ids=torch.tensor([[6.0, 127.0, 0.02]], device=device),
+    )
+
+
+def train_step(unet, optimizer, batch, setting: Setting, generator) -> float:
+    """One post-tuning step: SVD's loss, backward, optimizer step; returns the loss."""
+    import torch
+
+    from variants.objective import ObjectiveConfig, edm_loss
+
+    device_type = batch.latents.device.type
+    optimizer.zero_grad(set_to_none=setting.grads_to_none)
+    dtype = getattr(torch, setting.dtype)
+    with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
+        loss = edm_loss(unet, batch, ObjectiveConfig(), generator)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _is_oom(error: BaseException) -> bool:
+    import torch
+
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def _free(device: str) -> None:
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def _measure(unet, setting: Setting, frames: int, args) -> dict:
+    """Median seconds per step and peak memory of one cell; ``{"oom": True}`` if it does not
+    fit. The peak covers weights, gradients, optimizer states and activations."""
+    import torch
+
+    cuda = args.device.startswith("cuda")
+    optimizer = None
+    try:
+        _free(args.device)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        optimizer = make_optimizer(unet, setting, args.lr)
+        batch = random_batch(unet, frames, args.size, args.device)
+        generator = torch.Generator(args.device).manual_seed(1)
+        times = []
+        for step in range(args.steps + 1):
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            train_step(unet, optimizer, batch, setting, generator)
+            if cuda:
+                torch.cuda.synchronize()
+            if step:
+                times.append(time.perf_counter() - start)
+        result = {"oom": False, "seconds": statistics.median(times)}
+        if cuda:
+            result["peak"] = torch.cuda.max_memory_allocated() / 2**30
+            result["reserved"] = torch.cuda.max_memory_reserved() / 2**30
+        return result
+    except RuntimeError as error:  # torch.cuda.OutOfMemoryError is a RuntimeError
+        if not _is_oom(error):
+            raise
+    # out of the except block, so the traceback's frames (and their tensors) are released
+    for param in unet.parameters():
+        param.grad = None
+    del optimizer
+    _free(args.device)
+    return {"oom": True}
+
+
+def _parse_settings(text: str) -> list[Setting]:
+    from metrics.errors import BenchError
+
+    if text.strip() == "all":
+        return list(SETTINGS.values())
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown or not names:
+        raise BenchError(
+            ", ".join(unknown) or repr(text),
+            "unknown setting",
+            f"use some of {', '.join(SETTINGS)}, or 'all'",
+        )
+    return [SETTINGS[n] for n in names]
+
+
+def _parse_frames(text: str) -> list[int]:
+    from metrics.errors import BenchError
+
+    try:
+        frames = sorted({int(f) for f in text.split(",") if f.strip()})
+    except ValueError:
+        frames = []
+    if not frames or frames[0] < 1:
+        raise BenchError(repr(text), "not a list of frame counts", "e.g. --frames 25,64,128")
+    return frames
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.common import check_device
+    from metrics.errors import BenchError
+    from variants import get_variant
+    from variants.unet import set_trainable
+
+    check_device(args.device)
+    settings, frame_counts = _parse_settings(args.settings), _parse_frames(args.frames)
+    if args.size % 8 or args.size < 8:
+        raise BenchError(args.size, "is not a multiple of 8 pixels", "e.g. --size 512")
+    if args.steps < 1:
+        raise BenchError(args.steps, "timed steps must be at least 1", "e.g. --steps 3")
+    variant = get_variant(args.arm)
+    cuda = args.device.startswith("cuda")
+    if cuda and args.memory_limit:
+        total = torch.cuda.get_device_properties(args.device).total_memory / 2**30
+        torch.cuda.set_per_process_memory_fraction(min(1.0, args.memory_limit / total), args.device)
+    torch.manual_seed(0)
+    stock, base_length = _stock_unet(args.model)
+    table_size = max(128, frame_counts[-1])
+    print(
+        f"{args.model} UNet ({sum(p.numel() for p in stock.parameters()) / 1e6:.1f} M params), "
+        f"arm {args.arm}, batch 1, {','.join(map(str, frame_counts))} frames at "
+        f"{args.size}x{args.size}, {args.device}; median of {args.steps} steps after 1 warm-up"
+    )
+    print(f"attention: {sorted({type(p).__name__ for p in stock.attn_processors.values()})}")
+    if cuda:
+        limit = f", capped at {args.memory_limit:g} GiB" if args.memory_limit else ""
+        print(f"GPU: {torch.cuda.get_device_name(args.device)}{limit}")
+    print("settings:")
+    for setting in settings:
+        print(f"  {setting.name:12s} {setting.description}")
+    results: dict[tuple[int, str], dict] = {}
+    trainable = 0
+    for setting in settings:
+        unet = variant.build(stock, base_length=base_length, table_size=table_size)
+        trainable = set_trainable(unet, tuned=True)["trainable"]
+        unet = unet.to(args.device).train()
+        apply_setting(unet, setting, args.lr)  # the optimizer is made afresh per cell
+        failed_at = None
+        for frames in frame_counts:
+            if failed_at is not None:
+                results[frames, setting.name] = {"oom": True, "skipped": failed_at}
+                continue
+            cell = _measure(unet, setting, frames, args)
+            results[frames, setting.name] = cell
+            if cell["oom"]:
+                failed_at = frames
+            sys.stdout.flush()
+            print(
+                f"{setting.name} @ {frames} frames: " + _describe(cell), file=sys.stderr, flush=True
+            )
+        del unet
+        _free(args.device)
+    _print_table(results, settings, frame_counts, trainable)
+    print(_target_line(results, settings, args))
+    return 0
+
+
+def _describe(cell: dict) -> str:
+    if cell["oom"]:
+        return "OOM"
+    peak = cell.get("peak")
+    return f"{cell['seconds']:.3f} s/step" + ("" if peak is None else f", peak {peak:.1f} GiB")
+
+
+def _print_table(results, settings, frame_counts, trainable: int) -> None:
+    print(
+        f"{'frames':>6s} {'setting':12s} {'s/step':>8s} {'ratio':>7s} {'peak GiB':>9s} "
+        f"{'reserved':>9s} {'trainable M':>11s}"
+    )
+    skipped = False
+    for frames in frame_counts:
+        reference = None
+        for setting in settings:
+            cell = results[frames, setting.name]
+            if cell["oom"]:
+                skipped |= "skipped" in cell
+                mark = "OOM*" if "skipped" in cell else "OOM"
+                print(
+                    f"{frames:6d} {setting.name:12s} {mark:>8s} {'':>7s} {'':>9s} {'':>9s} "
+                    f"{trainable / 1e6:11.1f}"
+                )
+                continue
+            reference = reference or cell["seconds"]
+            print(
+                f"{frames:6d} {setting.name:12s} {cell['seconds']:8.3f} "
+                f"{cell['seconds'] / reference:6.2f}x {_gib(cell.get('peak')):>9s} "
+                f"{_gib(cell.get('reserved')):>9s} {trainable / 1e6:11.1f}"
+            )
+    print("ratio: to the first setting that fits at that length; peak: max allocated")
+    if skipped:
+        print("* not run: out of memory at a shorter length")
+
+
+def _target_line(results, settings, args) -> str:
+    target = (
+        f"target: a {TARGET_FRAMES}-frame {TARGET_SIZE}x{TARGET_SIZE} SVD-XT post-tuning step "
+        f"on one 80 GB GPU with peak <= {TARGET_GIB:g} GiB"
+    )
+    if not args.device.startswith("cuda"):
+        return f"{target}: not measured on cpu ({GPU_COMMAND})"
+    if (
+        args.model != "svd-xt"
+        or args.size != TARGET_SIZE
+        or (TARGET_FRAMES, settings[0].name) not in results
+    ):
+        return f"{target}: not measured by this run ({GPU_COMMAND})"
+    met = [
+        f"{s.name} ({results[TARGET_FRAMES, s.name]['peak']:.1f} GiB)"
+        for s in settings
+        if not results[TARGET_FRAMES, s.name]["oom"]
+        and results[TARGET_FRAMES, s.name]["peak"] <= TARGET_GIB
+    ]
+    return f"{target}: " + (f"met by {', '.join(met)}" if met else "not met by any setting")
+
+
+def _gib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
