@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 from diffusers import StableVideoDiffusionPipeline
@@ -12,14 +14,18 @@ from variants.tiny import main
 
 def test_pretrain_command_writes_a_loadable_generating_pipeline(tmp_path):
     out = tmp_path / "tiny"
-    assert main(["pretrain", "--out", str(out), "--vae-steps", "1", "--unet-steps", "1",
-                 "--batch-size", "1"]) == 0
-    assert (out / "vae_loss.csv").read_text().startswith("step,loss\n1,")
+    assert main(["pretrain", "--out", str(out), "--vae-steps", "2", "--unet-steps", "2",
+                 "--unet-batch", "1", "--train-clips", "4", "--warmup-steps", "1"]) == 0
+    record = json.loads((out / "pretrain.json").read_text())
+    assert len(record["vae_loss"]) == 2 and record["config"]["train_clips"] == 4
     assert (out / "unet_training" / "loss.csv").is_file()
     size = sum(f.stat().st_size for f in out.glob("*/*.safetensors"))
     assert size < 25 * 2**20  # the committed checkpoint's budget
     pipe = StableVideoDiffusionPipeline.from_pretrained(out, dtype=torch.float32)
     assert pipe.unet.dtype == torch.float32
+    assert pipe.vae.config.scaling_factor == record["scaling_factor"] != 0.18215  # fitted
+    assert sorted(p.name for p in (out / "unet_training").iterdir()) == [
+        "loss.csv", "training.json"]  # no optimizer state or duplicate weights shipped
     config = GenerationConfig(frames=8, height=64, width=64, steps=2, decode_chunk=8)
     video = generate(with_unet(pipe, pipe.unet, config), np.zeros((64, 64, 3), np.uint8), 0,
                      config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,8 @@ class TuneConfig:
     mixed_precision: str = "no"  # "fp16" or "bf16" on GPUs (accelerate)
     gradient_checkpointing: bool = False
     checkpoint_every: int = 50
+    warmup_steps: int = 0  # linear warm-up of the learning rate
+    cosine: bool = False  # cosine decay to 0 after warm-up (ExVideo: constant)
     fps_id: int = 6  # the pipeline's fps argument minus one, as SVD was conditioned
     motion_bucket: int = 127
     noise_aug: float = 0.02
@@ -68,6 +71,15 @@ def encode_clips(
     return Batch(latents, condition, embeds, time_ids.to(device))
 
 
+def learning_rate(config: TuneConfig, step: int) -> float:
+    """The learning rate of (0-based) ``step``: warm-up, then constant or cosine decay."""
+    scale = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    if config.cosine:
+        progress = max(0, step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        scale *= 0.5 * (1 + math.cos(math.pi * progress))
+    return config.lr * scale
+
+
 @dataclass
 class TuneState:
     """What a checkpoint holds besides the trainable weights."""
@@ -79,7 +91,7 @@ class TuneState:
 def post_tune(
     unet,
     pipeline,
-    clips: Callable[[int, torch.Generator], np.ndarray],
+    clips: Callable[[int, torch.Generator], np.ndarray] | None,
     config: TuneConfig,
     out_dir: Path,
     *,
@@ -87,10 +99,12 @@ def post_tune(
     stop_after: int | None = None,
     progress: bool = True,
     train_all: bool = False,
+    batches: Callable[[int, torch.Generator], Batch] | None = None,
 ) -> Path:
     """Post-tune ``unet`` (an arm's ExSVDUNet) and save it to ``out_dir`` (``save_pretrained``).
 
-    ``train_all`` trains every UNet parameter instead of the arm's set (pretraining a base).
+    ``train_all`` trains every UNet parameter instead of the arm's set (pretraining a base);
+    ``batches(step, generator)``, if given, yields pre-encoded Batches instead of ``clips``.
 
     ``clips(step, generator)`` returns the uint8 clips [B, T, H, W, 3] of one step. Runs under
     accelerate (devices, mixed precision, DDP / DeepSpeed with ``accelerate launch``); each
@@ -130,9 +144,14 @@ def post_tune(
         seed = (config.seed * 1_000_003 + step) * 1_009 + accelerator.process_index
         generator = torch.Generator().manual_seed(seed)
         optimizer.zero_grad(set_to_none=True)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
         total = 0.0
         for micro in range(config.grad_accumulation):
-            batch = encode_clips(pipeline, clips(step, generator), config, generator)
+            if batches is None:
+                batch = encode_clips(pipeline, clips(step, generator), config, generator)
+            else:
+                batch = batches(step, generator)
             last = micro == config.grad_accumulation - 1
             with accelerator.no_sync(model) if not last else nullcontext():
                 with accelerator.autocast():
@@ -209,16 +228,12 @@ def _write_outputs(unet, params, ema, state, config, counts, out_dir: Path) -> N
 def synthetic_clips(
     frames: int, size: int, batch_size: int
 ) -> Callable[[int, torch.Generator], np.ndarray]:
-    """Clips from the project's synthetic generator, chosen by the step's generator alone."""
-    from metrics.synthetic import KINDS, make_video
+    """Clips of the tiny model's training distribution (``variants.tiny_data``), chosen by the
+    step's generator alone."""
+    from variants.tiny_data import render_clips
 
     def clips(step: int, generator: torch.Generator) -> np.ndarray:
         picks = torch.randint(0, 2**31 - 1, (batch_size,), generator=generator).tolist()
-        return np.stack(
-            [
-                make_video(KINDS[p % 4], frames=frames, size=(size, size), seed=p).frames
-                for p in picks
-            ]
-        )
+        return render_clips(picks, frames=frames, size=size)
 
     return clips

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+
+SHIPPED = Path(__file__).parent / "weights" / "tiny-svd"  # the committed, pretrained pipeline
 
 TINY_UNET = dict(
     sample_size=8,
@@ -43,9 +44,29 @@ TINY_IMAGE_ENCODER = dict(  # the pipeline resizes condition images to 224 itsel
     projection_dim=32,
 )
 
+# The shipped model: a 4x spatial VAE (64x64 pixels -> 4x16x16 latents), a UNet about 4x the test
+# one (the probes found capacity and the decoder decide whether motion is learned).
+EMBEDDED_UNET = dict(
+    TINY_UNET,
+    sample_size=16,
+    block_out_channels=(64, 128),
+    cross_attention_dim=64,
+    num_attention_heads=(4, 8),
+    addition_time_embed_dim=16,
+    projection_class_embeddings_input_dim=48,
+)
+EMBEDDED_VAE = dict(  # 64 channels: 2 per norm group (diffusers fixes 32 groups) keeps colour
+    TINY_VAE, down_block_types=("DownEncoderBlock2D",) * 3, block_out_channels=(64, 64, 64)
+)
+EMBEDDED_IMAGE_ENCODER = dict(
+    TINY_IMAGE_ENCODER, hidden_size=64, intermediate_size=128, projection_dim=64
+)
 
-def tiny_pipeline(seed: int = 0):
-    """A random-init ``StableVideoDiffusionPipeline`` built from the tiny configurations."""
+
+def tiny_pipeline(seed: int = 0, *, unet: dict = TINY_UNET, vae: dict = TINY_VAE,
+                  image_encoder: dict = TINY_IMAGE_ENCODER):
+    """A random-init ``StableVideoDiffusionPipeline`` built from tiny configurations (the test
+    ones by default, ``EMBEDDED_*`` for the shipped model)."""
     from diffusers import (
         AutoencoderKLTemporalDecoder,
         EulerDiscreteScheduler,
@@ -70,117 +91,70 @@ def tiny_pipeline(seed: int = 0):
         use_karras_sigmas=True,
     )
     return StableVideoDiffusionPipeline(
-        vae=AutoencoderKLTemporalDecoder(**TINY_VAE).eval(),
-        image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY_IMAGE_ENCODER)).eval(),
-        unet=UNetSpatioTemporalConditionModel(**TINY_UNET).eval(),
+        vae=AutoencoderKLTemporalDecoder(**vae).eval(),
+        image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**image_encoder)).eval(),
+        unet=UNetSpatioTemporalConditionModel(**unet).eval(),
         scheduler=scheduler,
         feature_extractor=CLIPImageProcessor(crop_size=224, size={"shortest_edge": 224}),
     )
 
 
-def pretrain_vae(
-    vae,
-    clips,
-    steps: int,
-    lr: float = 1e-3,
-    kl_weight: float = 1e-6,
-    seed: int = 0,
-    progress: bool = True,
-) -> list[float]:
-    """Train the tiny temporal VAE as SVD uses it: encode frames, decode whole clips with the
-    temporal decoder (MSE + a small KL); ``clips(step, generator)`` gives uint8 [B, T, H, W, 3]."""
-    from tqdm import tqdm
+def load_shipped(path: Path = SHIPPED, dtype: torch.dtype = torch.float32):
+    """The pretrained embedded model (or any pipeline folder ``pretrain`` wrote)."""
+    from diffusers import StableVideoDiffusionPipeline
 
-    vae.train().requires_grad_(True)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr)
-    losses = []
-    for step in tqdm(range(steps), desc="pretrain vae", disable=not progress):
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        batch = torch.from_numpy(clips(step, generator)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
-        frames = batch.shape[1]
-        posterior = vae.encode(batch.flatten(0, 1)).latent_dist
-        decoded = vae.decode(posterior.sample(generator), num_frames=frames).sample
-        loss = F.mse_loss(decoded, batch.flatten(0, 1)) + kl_weight * posterior.kl().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    vae.eval().requires_grad_(False)
-    return losses
-
-
-def pretrain(
-    out: Path,
-    *,
-    vae_steps: int,
-    unet_steps: int,
-    frames: int = 8,
-    size: int = 64,
-    batch_size: int = 4,
-    seed: int = 0,
-    vae_lr: float = 1e-3,
-    unet_lr: float = 3e-4,
-    progress: bool = True,
-) -> Path:
-    """Train the embedded tiny SVD on the synthetic generator and save it as a diffusers
-    pipeline folder (fp16 weights) that ``StableVideoDiffusionPipeline.from_pretrained`` loads."""
-    from diffusers import UNetSpatioTemporalConditionModel
-
-    from variants.posttune import TuneConfig, post_tune, synthetic_clips
-    from variants.unet import ExSVDUNet
-
-    pipe = tiny_pipeline(seed)
-    clips = synthetic_clips(frames, size, batch_size)
-    vae_losses = pretrain_vae(pipe.vae, clips, vae_steps, vae_lr, seed=seed, progress=progress)
-    unet = ExSVDUNet.from_stock(pipe.unet)  # sinusoid, no conv: the stock model
-    config = TuneConfig(
-        steps=unet_steps,
-        frames=frames,
-        lr=unet_lr,
-        batch_size=batch_size,
-        seed=seed,
-        checkpoint_every=max(1, unet_steps // 10),
-    )
-    post_tune(unet, pipe, clips, config, out / "unet_training", progress=progress, train_all=True)
-    stock = UNetSpatioTemporalConditionModel(**dict(TINY_UNET))
-    stock.load_state_dict(unet.state_dict())
-    pipe.unet = stock.eval()
-    pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
-    (out / "vae_loss.csv").write_text(
-        "step,loss\n" + "".join(f"{i},{v}\n" for i, v in enumerate(vae_losses, 1))
-    )
-    return out
+    return StableVideoDiffusionPipeline.from_pretrained(path, dtype=dtype)
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+    import json
+    from dataclasses import fields
+
+    from variants.tiny_pretrain import PretrainConfig, pretrain
 
     parser = argparse.ArgumentParser(
         prog="python -m variants.tiny",
-        description="The embedded tiny SVD: pretrain it on the synthetic generator (seeded).",
+        description="The embedded tiny SVD: pretrain it on the synthetic generator (seeded), "
+        "or measure what a pretrained one learned on the held-out split.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "pretrain",
-        help="train the tiny VAE then the tiny UNet",
+        help="train the tiny VAE, then the tiny UNet on pre-encoded latents",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     run.add_argument("--out", type=Path, required=True, help="pipeline folder to write")
-    run.add_argument("--vae-steps", type=int, default=1500)
-    run.add_argument("--unet-steps", type=int, default=4000)
-    run.add_argument("--frames", type=int, default=8, help="base length L")
-    run.add_argument("--batch-size", type=int, default=4)
-    run.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    pretrain(
-        args.out,
-        vae_steps=args.vae_steps,
-        unet_steps=args.unet_steps,
-        frames=args.frames,
-        batch_size=args.batch_size,
-        seed=args.seed,
+    for field in fields(PretrainConfig):
+        run.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default),
+                         default=field.default)
+    check = commands.add_parser(
+        "evaluate",
+        help="held-out learning report (JSON): VAE PSNR, frame-0 PSNR, motion vs the data",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    print(f"wrote {args.out}")
+    check.add_argument("--model", default=str(SHIPPED),
+                       help="pipeline folder, or 'untrained' for a random-init embedded model")
+    check.add_argument("--clips", type=int, default=8, help="held-out clips (kinds in turn)")
+    check.add_argument("--frames", type=int, default=8)
+    check.add_argument("--steps", type=int, default=25, help="sampling steps")
+    args = parser.parse_args(argv)
+    if args.command == "pretrain":
+        config = PretrainConfig(**{f.name: getattr(args, f.name) for f in fields(PretrainConfig)})
+        print(f"wrote {pretrain(args.out, config)}")
+        return 0
+    from variants.tiny_data import clip_params, render_clips
+    from variants.tiny_eval import evaluate_tiny
+
+    if args.model == "untrained":
+        pipe = tiny_pipeline(unet=EMBEDDED_UNET, vae=EMBEDDED_VAE,
+                             image_encoder=EMBEDDED_IMAGE_ENCODER)
+    else:
+        pipe = load_shipped(Path(args.model))
+    indices = range(args.clips)
+    clips = render_clips(indices, frames=args.frames, size=64, split="held-out")
+    kinds = [clip_params(i, split="held-out")["kind"] for i in indices]
+    print(json.dumps(evaluate_tiny(pipe, clips, kinds, steps=args.steps), indent=1))
     return 0
 
 

@@ -1,0 +1,57 @@
+"""The committed embedded tiny SVD: it loads, generates, and has learned the training data.
+
+Measured with the project's own metrics on a small fixed set of held-out clips (a texture and
+motion never trained on) at the base length L = 8. The floors sit below what the shipped model
+measured (README, *The embedded tiny model*) and well above the untrained model, so a broken
+checkpoint, VAE scaling, conditioning or sampler fails here. The motion targets are the issue's
+and the shipped model does not meet them yet: that test is a strict xfail, so it turns red
+(to be un-marked) when a better model ships.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from variants.tiny import SHIPPED, load_shipped
+from variants.tiny_data import clip_params, render_clips
+from variants.tiny_eval import evaluate_tiny
+
+CLIPS = range(8)  # kinds in turn: two pans, two zooms, two rotations, two sprite scenes
+# shipped model on this set: VAE 22.4 dB, frame 0 22.0 dB (untrained: 15.1 and 14.9 dB)
+VAE_PSNR, FRAME0_PSNR = 21.0, 20.5
+# issue 7's motion targets, not met yet: direction 0.61 on pans, 0.18x the data's flow
+DIRECTION, MAGNITUDE = 0.95, (0.75, 1.25)
+
+
+@pytest.fixture(scope="module")
+def report():
+    pipe = load_shipped()
+    clips = render_clips(CLIPS, frames=8, size=64, split="held-out")
+    kinds = [clip_params(i, split="held-out")["kind"] for i in CLIPS]
+    return evaluate_tiny(pipe, clips, kinds, steps=25)
+
+
+def test_shipped_checkpoint_is_small_and_complete():
+    files = {p.relative_to(SHIPPED).as_posix(): p.stat().st_size for p in SHIPPED.rglob("*")}
+    for part in ("unet", "vae", "image_encoder"):
+        assert any(name.startswith(f"{part}/") and name.endswith(".safetensors") for name in files)
+    assert "pretrain.json" in files and "model_index.json" in files
+    assert sum(files.values()) <= 25 * 2**20
+
+
+@pytest.mark.slow
+def test_vae_reconstructs_held_out_clips(report):
+    assert report["vae_psnr"] >= VAE_PSNR
+
+
+@pytest.mark.slow
+def test_generation_starts_from_the_condition(report):
+    assert report["frame0_psnr"] >= FRAME0_PSNR
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 7: the shipped model barely moves (0.18x the data)")
+def test_generated_motion_follows_the_data(report):
+    assert report["pan_direction_consistency"] >= DIRECTION
+    ratio = report["flow_magnitude"] / report["data_flow_magnitude"]
+    assert MAGNITUDE[0] <= ratio <= MAGNITUDE[1]

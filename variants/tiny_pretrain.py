@@ -1,0 +1,197 @@
+"""Pretraining the embedded tiny SVD on the synthetic generator, seeded, on a CPU.
+
+Three phases: (1) the temporal VAE on whole clips (frames encoded one by one, the clip decoded
+by the temporal decoder, as SVD decodes), (2) its latent scaling factor fitted so latents have
+unit variance (EDM assumes sigma_data = 1), (3) the UNet on the pre-encoded training set with
+SVD's objective through the same ``post_tune`` routine the arms use (every parameter trained,
+warm-up and cosine learning rate, EMA). The result is a diffusers pipeline folder (fp16).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from metrics.atomic import atomic_path
+from variants.objective import Batch
+from variants.tiny_data import render_clips
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything that determines the shipped model (recorded in its ``pretrain.json``)."""
+
+    frames: int = 8  # base length L
+    size: int = 64
+    seed: int = 0
+    train_clips: int = 1024  # pre-rendered training set; held-out clips come from another split
+    vae_steps: int = 2000
+    vae_batch: int = 1  # clips per step
+    vae_lr: float = 1e-3
+    kl_weight: float = 1e-6
+    vae_logvar_init: float = -10.0
+    unet_steps: int = 2800
+    unet_batch: int = 4
+    unet_lr: float = 3e-4
+    warmup_steps: int = 200
+    ema: float = 0.995  # short run: the EMA must forget the random init
+
+
+def cosine_lr(base: float, step: int, steps: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``steps``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def _pixels(clips: np.ndarray) -> torch.Tensor:
+    """uint8 [B, T, H, W, 3] -> float [B, T, 3, H, W] in [-1, 1]."""
+    return torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+
+
+def quiet_posterior(vae, logvar: float) -> None:
+    """Start the encoder's posterior log-variance at ``logvar`` everywhere (weights 0, bias
+    ``logvar``): at the default 0 the sampled latents are mostly noise and the decoder first
+    learns to blur; a trained VAE's posterior is narrow anyway."""
+    conv = vae.encoder.conv_out
+    half = conv.out_channels // 2  # [mean, logvar] channels
+    with torch.no_grad():
+        conv.weight[half:].zero_()
+        conv.bias[half:].fill_(logvar)
+
+
+def train_vae(vae, data: np.ndarray, config: PretrainConfig, progress: bool = True) -> list[float]:
+    """Train the temporal VAE on random clips of ``data`` (MSE of the decoded clip + small KL)."""
+    from tqdm import tqdm
+
+    quiet_posterior(vae, config.vae_logvar_init)
+    vae.train().requires_grad_(True)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr)
+    losses = []
+    for step in tqdm(range(config.vae_steps), desc="pretrain vae", disable=not progress):
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        picks = torch.randint(0, len(data), (config.vae_batch,), generator=generator)
+        batch = _pixels(data[picks.numpy()]).flatten(0, 1)
+        posterior = vae.encode(batch).latent_dist
+        decoded = vae.decode(posterior.sample(generator), num_frames=config.frames).sample
+        loss = F.mse_loss(decoded, batch) + config.kl_weight * posterior.kl().mean()
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(config.vae_lr, step, config.vae_steps, config.warmup_steps)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    vae.eval().requires_grad_(False)
+    return losses
+
+
+@torch.no_grad()
+def encode_dataset(pipe, data: np.ndarray, noise_aug: float, seed: int) -> dict[str, torch.Tensor]:
+    """Posterior means and stds of every frame, the noise-augmented condition latent and the
+    image embedding of every clip, so UNet steps skip the VAE and image encoder."""
+    from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+        _resize_with_antialiasing,
+    )
+
+    generator = torch.Generator().manual_seed(seed)
+    parts: dict[str, list[torch.Tensor]] = {"mean": [], "std": [], "condition": [], "embeds": []}
+    for start in range(0, len(data), 16):
+        video = _pixels(data[start : start + 16])
+        posterior = pipe.vae.encode(video.flatten(0, 1)).latent_dist
+        parts["mean"].append(posterior.mean.unflatten(0, video.shape[:2]))
+        parts["std"].append(posterior.std.unflatten(0, video.shape[:2]))
+        first = video[:, 0]
+        noisy = first + noise_aug * torch.randn(first.shape, generator=generator)
+        parts["condition"].append(pipe.vae.encode(noisy).latent_dist.mode())
+        resized = _resize_with_antialiasing(first, (224, 224))
+        parts["embeds"].append(pipe._encode_image((resized + 1) / 2, "cpu", 1, False))
+    return {key: torch.cat(value) for key, value in parts.items()}
+
+
+def fit_scaling_factor(encoded: dict[str, torch.Tensor]) -> float:
+    """1 / std of the latents, SVD's convention for ``vae.config.scaling_factor``."""
+    return float(1 / encoded["mean"].std())
+
+
+def latent_batches(encoded, scaling: float, batch_size: int, time_ids: list[float]):
+    """``batches(step, generator)`` for ``post_tune``: random clips, posterior samples, scaled."""
+
+    def batches(step: int, generator: torch.Generator) -> Batch:
+        picks = torch.randint(0, len(encoded["mean"]), (batch_size,), generator=generator)
+        mean, std = encoded["mean"][picks], encoded["std"][picks]
+        latents = mean + std * torch.randn(mean.shape, generator=generator)
+        return Batch(
+            latents * scaling,
+            encoded["condition"][picks],
+            encoded["embeds"][picks],
+            torch.tensor([time_ids] * batch_size),
+        )
+
+    return batches
+
+
+def pretrain(out: Path, config: PretrainConfig, progress: bool = True) -> Path:
+    """Train the embedded tiny SVD and save it to ``out`` as a diffusers pipeline folder (fp16)
+    with ``pretrain.json`` (config, times, losses) beside it."""
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    from variants.posttune import TuneConfig, post_tune
+    from variants.tiny import EMBEDDED_IMAGE_ENCODER, EMBEDDED_UNET, EMBEDDED_VAE, tiny_pipeline
+    from variants.unet import ExSVDUNet
+
+    times = {}
+    started = time.perf_counter()
+    data = render_clips(range(config.train_clips), frames=config.frames, size=config.size,
+                        seed=config.seed)
+    times["render"] = time.perf_counter() - started
+    pipe = tiny_pipeline(config.seed, unet=EMBEDDED_UNET, vae=EMBEDDED_VAE,
+                         image_encoder=EMBEDDED_IMAGE_ENCODER)
+    vae_losses = train_vae(pipe.vae, data, config, progress)
+    times["vae"] = time.perf_counter() - started - sum(times.values())
+    tune = TuneConfig(
+        steps=config.unet_steps,
+        frames=config.frames,
+        lr=config.unet_lr,
+        batch_size=config.unet_batch,
+        ema_decay=config.ema,
+        seed=config.seed,
+        checkpoint_every=max(1, config.unet_steps // 20),
+        warmup_steps=config.warmup_steps,
+        cosine=True,
+    )
+    encoded = encode_dataset(pipe, data, tune.noise_aug, config.seed)
+    scaling = fit_scaling_factor(encoded)
+    pipe.vae.register_to_config(scaling_factor=scaling)
+    time_ids = [tune.fps_id, tune.motion_bucket, tune.noise_aug]
+    batches = latent_batches(encoded, scaling, config.unet_batch, time_ids)
+    times["encode"] = time.perf_counter() - started - sum(times.values())
+    unet = ExSVDUNet.from_stock(pipe.unet)  # sinusoid PE, no conv: the stock computation
+    post_tune(unet, pipe, None, tune, out / "unet_training", progress=progress, train_all=True,
+              batches=batches)
+    times["unet"] = time.perf_counter() - started - sum(times.values())
+    ema = ExSVDUNet.from_pretrained(out / "unet_training" / "unet_ema")
+    stock = UNetSpatioTemporalConditionModel(**EMBEDDED_UNET)
+    stock.load_state_dict(ema.state_dict())
+    pipe.unet = stock.eval()
+    pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    for folder in ("unet", "unet_ema"):  # merged into the pipeline's unet/ above
+        shutil.rmtree(out / "unet_training" / folder)
+    (out / "unet_training" / "checkpoint.pt").unlink()
+    record = {
+        "config": asdict(config),
+        "scaling_factor": scaling,
+        "seconds": {key: round(value, 1) for key, value in times.items()},
+        "vae_loss": vae_losses,
+        "threads": torch.get_num_threads(),
+    }
+    with atomic_path(out / "pretrain.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1))
+    return out
