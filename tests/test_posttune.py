@@ -85,3 +85,16 @@ def test_gradient_accumulation_and_checkpointing_run(base, tmp_path):
     assert after and all(not torch.equal(before[n], after[n]) for n in after)
     assert unet.is_gradient_checkpointing
     assert float((tmp_path / "loss.csv").read_text().splitlines()[1].split(",")[1]) > 0
+
+
+def test_learning_rate_schedule_warm_up_then_constant_or_cosine():
+    from variants.posttune import learning_rate
+
+    constant = TuneConfig(steps=100, frames=8, lr=1e-3)
+    assert {learning_rate(constant, s) for s in range(100)} == {1e-3}  # ExVideo's default
+    cosine = TuneConfig(steps=100, frames=8, lr=1e-3, warmup_steps=10, cosine=True)
+    warm = [learning_rate(cosine, s) for s in range(10)]
+    assert warm == sorted(warm) and warm[0] == pytest.approx(1e-4)
+    assert learning_rate(cosine, 10) == pytest.approx(1e-3)
+    decay = [learning_rate(cosine, s) for s in range(10, 100)]
+    assert decay == sorted(decay, reverse=True) and decay[-1] < 1e-5
