@@ -50,34 +50,54 @@ class TuneConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
+def clip_pixels(clips: np.ndarray, device="cpu") -> torch.Tensor:
+    """uint8 clips [B, T, H, W, 3] -> float [B, T, 3, H, W] in [-1, 1], as the VAE takes them."""
+    return torch.from_numpy(clips).to(device).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+
+
+@torch.no_grad()
+def condition_inputs(
+    pipeline, first: torch.Tensor, noise_aug: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The condition latent and image embedding of first frames [B, 3, H, W] in [-1, 1], made as
+    the SVD pipeline makes them: VAE mode of the noise-augmented frame; CLIP embedding of the
+    frame resized (antialiased) to 224, as the pipeline does for a PIL condition."""
+    noisy_first = first + noise_aug * torch.randn(first.shape, generator=generator).to(first)
+    condition = pipeline.vae.encode(noisy_first).latent_dist.mode()
+    resized = _resize_with_antialiasing(first, (224, 224))
+    embeds = pipeline._encode_image((resized + 1) / 2, first.device, 1, False)
+    return condition, embeds
+
+
 @torch.no_grad()
 def encode_clips(
     pipeline, clips: np.ndarray, config: TuneConfig, generator: torch.Generator
 ) -> Batch:
     """uint8 clips [B, T, H, W, 3] -> a Batch, conditioned as the SVD pipeline does."""
     device = pipeline.vae.device
-    video = torch.from_numpy(clips).to(device).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+    video = clip_pixels(clips, device)
     size, frames = video.shape[:2]
     vae = pipeline.vae
     latents = vae.encode(video.flatten(0, 1)).latent_dist.sample(generator)
     latents = (latents * vae.config.scaling_factor).unflatten(0, (size, frames))
-    first = video[:, 0]
-    noisy_first = first + config.noise_aug * torch.randn(first.shape, generator=generator)
-    condition = vae.encode(noisy_first).latent_dist.mode()
-    # As the pipeline does for a PIL condition: antialiased resize to 224 in [-1, 1], then [0, 1].
-    resized = _resize_with_antialiasing(first, (224, 224))
-    embeds = pipeline._encode_image((resized + 1) / 2, device, 1, False)
+    condition, embeds = condition_inputs(pipeline, video[:, 0], config.noise_aug, generator)
     time_ids = torch.tensor([[config.fps_id, config.motion_bucket, config.noise_aug]] * size)
     return Batch(latents, condition, embeds, time_ids.to(device))
 
 
-def learning_rate(config: TuneConfig, step: int) -> float:
-    """The learning rate of (0-based) ``step``: warm-up, then constant or cosine decay."""
-    scale = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
-    if config.cosine:
-        progress = max(0, step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+def scheduled_lr(lr: float, step: int, steps: int, warmup: int, cosine: bool) -> float:
+    """The learning rate of (0-based) ``step`` of ``steps``: linear warm-up over ``warmup``
+    steps, then constant or cosine decay to 0."""
+    scale = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if cosine:
+        progress = max(0, step - warmup) / max(1, steps - warmup)
         scale *= 0.5 * (1 + math.cos(math.pi * progress))
-    return config.lr * scale
+    return lr * scale
+
+
+def learning_rate(config: TuneConfig, step: int) -> float:
+    """The learning rate of (0-based) ``step`` of a post-tuning run."""
+    return scheduled_lr(config.lr, step, config.steps, config.warmup_steps, config.cosine)
 
 
 @dataclass

@@ -11,20 +11,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from metrics.base import to_tensor
 from metrics.flow import DISFlow, compute_flows
 from metrics.functional.motion import direction_consistency, flow_magnitude
 from metrics.functional.quality import psnr
 from variants.generate import GenerationConfig, generate, with_unet
 
 
-def _float(clip: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255
-
-
 @torch.no_grad()
 def reconstruct(vae, clip: np.ndarray) -> np.ndarray:
     """uint8 clip [T, H, W, 3] through the VAE (posterior mode, temporal decoding of the clip)."""
-    pixels = _float(clip).to(vae.device, vae.dtype) * 2 - 1
+    pixels = to_tensor(clip).to(vae.device, vae.dtype) * 2 - 1
     latents = vae.encode(pixels).latent_dist.mode()
     decoded = vae.decode(latents, num_frames=len(clip)).sample.float().clamp(-1, 1)
     return ((decoded + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
@@ -32,7 +29,7 @@ def reconstruct(vae, clip: np.ndarray) -> np.ndarray:
 
 def motion(clip: np.ndarray, backend) -> tuple[float, float]:
     """(mean flow magnitude in px/frame, mean direction consistency) of a uint8 clip."""
-    forward = compute_flows(_float(clip), backend).forward
+    forward = compute_flows(to_tensor(clip), backend).forward
     return float(flow_magnitude(forward).mean()), float(direction_consistency(forward).nanmean())
 
 
@@ -49,8 +46,8 @@ def evaluate_tiny(pipe, clips: np.ndarray, kinds: list[str], *, steps: int = 25,
         recon = reconstruct(pipe.vae, clip)
         video = generate(runner, clip[0], seed + index, config)
         rows.append({
-            "vae_psnr": float(psnr(_float(recon), _float(clip)).mean()),
-            "frame0_psnr": float(psnr(_float(video[:1]), _float(clip[:1]))),
+            "vae_psnr": float(psnr(to_tensor(recon), to_tensor(clip)).mean()),
+            "frame0_psnr": float(psnr(to_tensor(video[:1]), to_tensor(clip[:1]))),
             "generated": motion(video, backend),
             "through_vae": motion(recon, backend),
             "data": motion(clip, backend),

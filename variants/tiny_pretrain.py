@@ -10,7 +10,6 @@ warm-up and cosine learning rate, EMA). The result is a diffusers pipeline folde
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 from metrics.atomic import atomic_path
 from variants.objective import Batch
+from variants.posttune import TuneConfig, clip_pixels, condition_inputs, post_tune, scheduled_lr
 from variants.tiny_data import render_clips
 
 
@@ -43,18 +43,6 @@ class PretrainConfig:
     unet_lr: float = 3e-4
     warmup_steps: int = 200
     ema: float = 0.995  # short run: the EMA must forget the random init
-
-
-def cosine_lr(base: float, step: int, steps: int, warmup: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``steps``."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-
-def _pixels(clips: np.ndarray) -> torch.Tensor:
-    """uint8 [B, T, H, W, 3] -> float [B, T, 3, H, W] in [-1, 1]."""
-    return torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
 
 
 def quiet_posterior(vae, logvar: float) -> None:
@@ -79,12 +67,14 @@ def train_vae(vae, data: np.ndarray, config: PretrainConfig, progress: bool = Tr
     for step in tqdm(range(config.vae_steps), desc="pretrain vae", disable=not progress):
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         picks = torch.randint(0, len(data), (config.vae_batch,), generator=generator)
-        batch = _pixels(data[picks.numpy()]).flatten(0, 1)
+        batch = clip_pixels(data[picks.numpy()]).flatten(0, 1)
         posterior = vae.encode(batch).latent_dist
         decoded = vae.decode(posterior.sample(generator), num_frames=config.frames).sample
         loss = F.mse_loss(decoded, batch) + config.kl_weight * posterior.kl().mean()
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(config.vae_lr, step, config.vae_steps, config.warmup_steps)
+            group["lr"] = scheduled_lr(
+                config.vae_lr, step, config.vae_steps, config.warmup_steps, cosine=True
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -97,22 +87,16 @@ def train_vae(vae, data: np.ndarray, config: PretrainConfig, progress: bool = Tr
 def encode_dataset(pipe, data: np.ndarray, noise_aug: float, seed: int) -> dict[str, torch.Tensor]:
     """Posterior means and stds of every frame, the noise-augmented condition latent and the
     image embedding of every clip, so UNet steps skip the VAE and image encoder."""
-    from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
-        _resize_with_antialiasing,
-    )
-
     generator = torch.Generator().manual_seed(seed)
     parts: dict[str, list[torch.Tensor]] = {"mean": [], "std": [], "condition": [], "embeds": []}
     for start in range(0, len(data), 16):
-        video = _pixels(data[start : start + 16])
+        video = clip_pixels(data[start : start + 16])
         posterior = pipe.vae.encode(video.flatten(0, 1)).latent_dist
         parts["mean"].append(posterior.mean.unflatten(0, video.shape[:2]))
         parts["std"].append(posterior.std.unflatten(0, video.shape[:2]))
-        first = video[:, 0]
-        noisy = first + noise_aug * torch.randn(first.shape, generator=generator)
-        parts["condition"].append(pipe.vae.encode(noisy).latent_dist.mode())
-        resized = _resize_with_antialiasing(first, (224, 224))
-        parts["embeds"].append(pipe._encode_image((resized + 1) / 2, "cpu", 1, False))
+        condition, embeds = condition_inputs(pipe, video[:, 0], noise_aug, generator)
+        parts["condition"].append(condition)
+        parts["embeds"].append(embeds)
     return {key: torch.cat(value) for key, value in parts.items()}
 
 
@@ -143,7 +127,6 @@ def pretrain(out: Path, config: PretrainConfig, progress: bool = True) -> Path:
     with ``pretrain.json`` (config, times, losses) beside it."""
     from diffusers import UNetSpatioTemporalConditionModel
 
-    from variants.posttune import TuneConfig, post_tune
     from variants.tiny import EMBEDDED_IMAGE_ENCODER, EMBEDDED_UNET, EMBEDDED_VAE, tiny_pipeline
     from variants.unet import ExSVDUNet
 
