@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from variants.tiny import SHIPPED, load_shipped
-from variants.tiny_data import clip_params, render_clips
+from variants.tiny_data import held_out_set
 from variants.tiny_eval import evaluate_tiny
 
 CLIPS = range(8)  # kinds in turn: two pans, two zooms, two rotations, two sprite scenes
@@ -26,8 +26,7 @@ DIRECTION, MAGNITUDE = 0.95, (0.75, 1.25)
 @pytest.fixture(scope="module")
 def report():
     pipe = load_shipped()
-    clips = render_clips(CLIPS, frames=8, size=64, split="held-out")
-    kinds = [clip_params(i, split="held-out")["kind"] for i in CLIPS]
+    clips, kinds = held_out_set(CLIPS, frames=8)
     return evaluate_tiny(pipe, clips, kinds, steps=25)
 
 

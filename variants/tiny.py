@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         config = PretrainConfig(**{f.name: getattr(args, f.name) for f in fields(PretrainConfig)})
         print(f"wrote {pretrain(args.out, config)}")
         return 0
-    from variants.tiny_data import clip_params, render_clips
+    from variants.tiny_data import held_out_set
     from variants.tiny_eval import evaluate_tiny
 
     if args.model == "untrained":
@@ -151,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                              image_encoder=EMBEDDED_IMAGE_ENCODER)
     else:
         pipe = load_shipped(Path(args.model))
-    indices = range(args.clips)
-    clips = render_clips(indices, frames=args.frames, size=64, split="held-out")
-    kinds = [clip_params(i, split="held-out")["kind"] for i in indices]
+    clips, kinds = held_out_set(range(args.clips), frames=args.frames)
     print(json.dumps(evaluate_tiny(pipe, clips, kinds, steps=args.steps), indent=1))
     return 0
 

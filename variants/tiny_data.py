@@ -42,3 +42,9 @@ def render_clips(
             for i in indices
         ]
     )
+
+
+def held_out_set(indices, *, frames: int, size: int = 64) -> tuple[np.ndarray, list[str]]:
+    """uint8 held-out clips [N, T, size, size, 3] and their motion kinds, for learning reports."""
+    clips = render_clips(indices, frames=frames, size=size, split="held-out")
+    return clips, [clip_params(i, split="held-out")["kind"] for i in indices]
