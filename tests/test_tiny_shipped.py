@@ -3,8 +3,8 @@
 Measured with the project's own metrics on a small fixed set of held-out clips (a texture and
 motion never trained on) at the base length L = 8. The floors sit below what the shipped model
 measured (README, *The embedded tiny model*) and well above the untrained model, so a broken
-checkpoint, VAE scaling, conditioning or sampler fails here. The motion targets are the issue's
-and the shipped model does not meet them yet: that test is a strict xfail, so it turns red
+checkpoint, VAE scaling, conditioning or sampler fails here. The motion targets are the issue's:
+pans keep their direction; the amount of motion is not met yet, a strict xfail, so it turns red
 (to be un-marked) when a better model ships.
 """
 
@@ -17,9 +17,9 @@ from variants.tiny_data import held_out_set
 from variants.tiny_eval import evaluate_tiny
 
 CLIPS = range(8)  # kinds in turn: two pans, two zooms, two rotations, two sprite scenes
-# shipped model on this set: VAE 22.4 dB, frame 0 22.0 dB (untrained: 15.1 and 14.9 dB)
-VAE_PSNR, FRAME0_PSNR = 21.0, 20.5
-# issue 7's motion targets, not met yet: direction 0.61 on pans, 0.18x the data's flow
+# shipped model on this set: VAE 18.8 dB, frame 0 18.7 dB (untrained: 13.1 and 13.1 dB)
+VAE_PSNR, FRAME0_PSNR = 17.5, 17.5
+# issue 7's motion targets: direction 0.99 on pans (met); flow 0.59x the data's (not yet)
 DIRECTION, MAGNITUDE = 0.95, (0.75, 1.25)
 
 
@@ -49,8 +49,12 @@ def test_generation_starts_from_the_condition(report):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 7: the shipped model barely moves (0.18x the data)")
-def test_generated_motion_follows_the_data(report):
+def test_generated_pans_keep_their_direction(report):
     assert report["pan_direction_consistency"] >= DIRECTION
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 7: the shipped model moves 0.59x the data's flow")
+def test_generated_motion_matches_the_data(report):
     ratio = report["flow_magnitude"] / report["data_flow_magnitude"]
     assert MAGNITUDE[0] <= ratio <= MAGNITUDE[1]

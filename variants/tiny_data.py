@@ -1,16 +1,19 @@
 """The embedded tiny model's training data: seeded synthetic clips with varied camera motion.
 
-Clip ``i`` of a split is fully determined by ``(seed, split, i)``: its motion kind (pan, zoom in
-or out, rotation either way, sprites over a slow pan), speed, direction and texture. The
-held-out split draws from a disjoint seed range, so no held-out texture or motion is ever
-trained on. Post-tuning uses the same distribution at the extended length.
+Clip ``i`` of a split is fully determined by ``(seed, split, i)``: its motion kind, speed,
+direction and texture. Every clip's camera pans at 2-4 px/frame in a random direction, and
+all but pure pans add their own motion on top (zoom in or out, rotation either way, moving
+sprites): a mix where some clips barely move teaches a small model to copy its condition frame
+(README, *The embedded tiny model*). The held-out split draws from a disjoint seed range, so no
+held-out texture or motion is ever trained on. Post-tuning uses the same distribution at the
+extended length.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from metrics.synthetic import make_video
+from metrics.synthetic import make_video, velocity
 
 KINDS = ("pan", "zoom", "rotate", "sprites")
 SPLITS = {"train": 0, "held-out": 1}
@@ -31,14 +34,19 @@ def clip_params(index: int, *, seed: int = 0, split: str = "train") -> dict:
     }
 
 
+def render_clip(params: dict, *, frames: int, size: int) -> np.ndarray:
+    """uint8 clip [T, size, size, 3]: ``make_video`` with the camera pan under every kind."""
+    pan = np.arange(frames)[:, None] * velocity(params["speed"], params["direction_deg"])
+    return make_video(frames=frames, size=(size, size), trajectory=pan, **params).frames
+
+
 def render_clips(
     indices, *, frames: int, size: int, seed: int = 0, split: str = "train"
 ) -> np.ndarray:
     """uint8 clips [N, T, size, size, 3] for the given clip indices of a split."""
     return np.stack(
         [
-            make_video(frames=frames, size=(size, size), **clip_params(i, seed=seed, split=split))
-            .frames
+            render_clip(clip_params(i, seed=seed, split=split), frames=frames, size=size)
             for i in indices
         ]
     )

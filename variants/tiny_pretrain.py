@@ -32,13 +32,13 @@ class PretrainConfig:
     frames: int = 8  # base length L
     size: int = 64
     seed: int = 0
-    train_clips: int = 1024  # pre-rendered training set; held-out clips come from another split
-    vae_steps: int = 2000
+    train_clips: int = 2048  # pre-rendered training set; held-out clips come from another split
+    vae_steps: int = 2500
     vae_batch: int = 1  # clips per step
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
     vae_logvar_init: float = -10.0
-    unet_steps: int = 2800
+    unet_steps: int = 7000
     unet_batch: int = 4
     unet_lr: float = 3e-4
     warmup_steps: int = 200
