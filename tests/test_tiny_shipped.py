@@ -3,9 +3,9 @@
 Measured with the project's own metrics on a small fixed set of held-out clips (a texture and
 motion never trained on) at the base length L = 8. The floors sit below what the shipped model
 measured (README, *The embedded tiny model*) and well above the untrained model, so a broken
-checkpoint, VAE scaling, conditioning or sampler fails here. The motion targets are the issue's:
-pans keep their direction; the amount of motion is not met yet, a strict xfail, so it turns red
-(to be un-marked) when a better model ships.
+checkpoint, VAE scaling, conditioning or sampler fails here. The issue's motion targets are not
+all met yet: that test is a strict xfail, so it turns red (to be un-marked) when a better model
+ships.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from variants.tiny_eval import evaluate_tiny
 CLIPS = range(8)  # kinds in turn: two pans, two zooms, two rotations, two sprite scenes
 # shipped model on this set: VAE 18.8 dB, frame 0 18.7 dB (untrained: 13.1 and 13.1 dB)
 VAE_PSNR, FRAME0_PSNR = 17.5, 17.5
-# issue 7's motion targets: direction 0.99 on pans (met); flow 0.59x the data's (not yet)
+# shipped: direction 0.99 on this set's 2 pans (0.91 on the 8 pans of 32 clips; untrained
+# -0.07), flow 0.59x the data's. Issue 7's targets: direction >= 0.95, flow within 25%.
+DIRECTION_FLOOR = 0.85
 DIRECTION, MAGNITUDE = 0.95, (0.75, 1.25)
 
 
@@ -50,11 +52,12 @@ def test_generation_starts_from_the_condition(report):
 
 @pytest.mark.slow
 def test_generated_pans_keep_their_direction(report):
-    assert report["pan_direction_consistency"] >= DIRECTION
+    assert report["pan_direction_consistency"] >= DIRECTION_FLOOR
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 7: the shipped model moves 0.59x the data's flow")
-def test_generated_motion_matches_the_data(report):
+def test_generated_motion_meets_the_targets(report):
+    assert report["pan_direction_consistency"] >= DIRECTION
     ratio = report["flow_magnitude"] / report["data_flow_magnitude"]
     assert MAGNITUDE[0] <= ratio <= MAGNITUDE[1]
