@@ -55,7 +55,8 @@ EMBEDDED_UNET = dict(
     addition_time_embed_dim=16,
     projection_class_embeddings_input_dim=48,
 )
-EMBEDDED_VAE = dict(TINY_VAE, block_out_channels=(64,) * 4)  # 2 channels per norm group keep colour
+# 64 channels: diffusers fixes 32 norm groups, and with 32 channels (1 per group) colour is lost.
+EMBEDDED_VAE = dict(TINY_VAE, block_out_channels=(64,) * 4)
 EMBEDDED_IMAGE_ENCODER = dict(
     TINY_IMAGE_ENCODER, hidden_size=64, intermediate_size=128, projection_dim=64
 )
