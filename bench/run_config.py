@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 # Post-tuning budgets; tune.steps / lr / batch_size / ema / checkpoint_every override them.
 # quick: the four tuned arms together <= 5 min on 2 CPU cores (embedded tiny model, 32 frames:
-# 0.39 s per step measured, 94 s in all); full: <= 60 min for the four (25.0 min measured).
+# 0.39 s per step measured, 94 s in all); full: <= 60 min for the four (25.0-25.7 min measured).
 BUDGETS = {
     "quick": {"steps": 60, "lr": 2e-4, "batch_size": 1, "ema": 0.95, "checkpoint_every": 20},
     "full": {"steps": 1000, "lr": 1e-4, "batch_size": 1, "ema": 0.99, "checkpoint_every": 100},

@@ -30,3 +30,18 @@ def test_pretrain_command_writes_a_loadable_generating_pipeline(tmp_path):
     video = generate(with_unet(pipe, pipe.unet, config), np.zeros((64, 64, 3), np.uint8), 0,
                      config)
     assert video.shape == (8, 64, 64, 3)
+
+
+def test_per_frame_decoder_decodes_each_frame_on_its_own():
+    from variants.tiny import tiny_pipeline
+    from variants.tiny_pretrain import per_frame_decoder
+
+    vae = tiny_pipeline(0).vae
+    latents = torch.randn(6, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mixed = vae.decode(latents, num_frames=6).sample
+        per_frame_decoder(vae)
+        clip = vae.decode(latents, num_frames=6).sample
+        alone = torch.cat([vae.decode(latents[i : i + 1], num_frames=1).sample for i in range(6)])
+    assert not torch.allclose(mixed, alone, atol=1e-3)  # at random init the frames mix
+    torch.testing.assert_close(clip, alone, rtol=1e-4, atol=1e-5)

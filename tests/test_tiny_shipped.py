@@ -3,9 +3,9 @@
 Measured with the project's own metrics on a small fixed set of held-out clips (a texture and
 motion never trained on) at the base length L = 8. The floors sit below what the shipped model
 measured (README, *The embedded tiny model*) and well above the untrained model, so a broken
-checkpoint, VAE scaling, conditioning or sampler fails here. The issue's motion targets are not
-all met yet: that test is a strict xfail, so it turns red (to be un-marked) when a better model
-ships.
+checkpoint, VAE scaling, conditioning or sampler fails here. Issue 7's frame-0 target is met and
+tested as such; its VAE and motion targets are not met yet: those tests are strict xfails, so they
+turn red (to be un-marked) when a better model ships.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from variants.tiny_data import held_out_set
 from variants.tiny_eval import evaluate_tiny
 
 CLIPS = range(8)  # kinds in turn: two pans, two zooms, two rotations, two sprite scenes
-# shipped model on this set: VAE 18.8 dB, frame 0 18.7 dB (untrained: 13.1 and 13.1 dB)
-VAE_PSNR, FRAME0_PSNR = 17.5, 17.5
-# shipped: direction 0.99 on this set's 2 pans (0.91 on the 8 pans of 32 clips; untrained
-# -0.07), flow 0.59x the data's. Issue 7's targets: direction >= 0.95, flow within 25%.
-DIRECTION_FLOOR = 0.85
+# shipped model on this set: VAE 26.1 dB, frame 0 25.8 dB (untrained: 13.1 and 13.1 dB).
+# Issue 7's targets: VAE >= 28 dB, frame 0 >= 25 dB.
+VAE_PSNR, VAE_TARGET, FRAME0_PSNR = 25.0, 28.0, 25.0
+# shipped: direction 0.76 on this set's 2 pans (0.76 on the 8 pans of 32 clips; untrained
+# -0.07), flow 0.47x the data's. Issue 7's targets: direction >= 0.95, flow within 25%.
+DIRECTION_FLOOR = 0.65
 DIRECTION, MAGNITUDE = 0.95, (0.75, 1.25)
 
 
@@ -46,6 +47,12 @@ def test_vae_reconstructs_held_out_clips(report):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 7: the shipped VAE reconstructs at 26.1 dB")
+def test_vae_meets_the_target(report):
+    assert report["vae_psnr"] >= VAE_TARGET
+
+
+@pytest.mark.slow
 def test_generation_starts_from_the_condition(report):
     assert report["frame0_psnr"] >= FRAME0_PSNR
 
@@ -56,7 +63,7 @@ def test_generated_pans_keep_their_direction(report):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 7: the shipped model moves 0.59x the data's flow")
+@pytest.mark.xfail(strict=True, reason="issue 7: the shipped model moves 0.47x the data's flow")
 def test_generated_motion_meets_the_targets(report):
     assert report["pan_direction_consistency"] >= DIRECTION
     ratio = report["flow_magnitude"] / report["data_flow_magnitude"]

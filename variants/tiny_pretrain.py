@@ -33,11 +33,12 @@ class PretrainConfig:
     size: int = 64
     seed: int = 0
     train_clips: int = 2048  # pre-rendered training set; held-out clips come from another split
-    vae_steps: int = 2500
-    vae_batch: int = 1  # clips per step
+    vae_steps: int = 3500
+    vae_batch: int = 4  # clips per step ...
+    vae_frames: int = 2  # ... and consecutive frames of each (the same pixels per step as 1 x 8)
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
-    vae_logvar_init: float = -10.0
+    vae_logvar: float = -10.0  # posterior log-variance, fixed
     unet_steps: int = 7000
     unet_batch: int = 4
     unet_lr: float = 3e-4
@@ -45,31 +46,56 @@ class PretrainConfig:
     ema: float = 0.995  # short run: the EMA must forget the random init
 
 
-def quiet_posterior(vae, logvar: float) -> None:
-    """Start the encoder's posterior log-variance at ``logvar`` everywhere (weights 0, bias
-    ``logvar``): at the default 0 the sampled latents are mostly noise and the decoder first
-    learns to blur; a trained VAE's posterior is narrow anyway."""
-    conv = vae.encoder.conv_out
+def fix_posterior(vae, logvar: float) -> None:
+    """Set the posterior log-variance to ``logvar`` everywhere (the logvar half of ``quant_conv``,
+    which outputs the posterior's moments: weights 0, bias ``logvar``); training calls it after
+    every step, so the posterior stays that narrow. Left free, it widened until some latent
+    channels were half noise, and the decoder learned to blur (README, *The embedded tiny
+    model*)."""
+    conv = vae.quant_conv
     half = conv.out_channels // 2  # [mean, logvar] channels
     with torch.no_grad():
         conv.weight[half:].zero_()
         conv.bias[half:].fill_(logvar)
 
 
+def per_frame_decoder(vae) -> None:
+    """Start the temporal decoder as a per-frame one: each temporal res-block's last conv at
+    zero (the block passes its input through) and the output's 3x1x1 time conv at the identity.
+    At random init they mix neighbouring frames, and training from there stalls (README,
+    *The embedded tiny model*); from here the frame mixing is learned only where it helps."""
+    with torch.no_grad():
+        for module in vae.decoder.modules():
+            if type(module).__name__ == "TemporalResnetBlock":
+                module.conv2.weight.zero_()
+                module.conv2.bias.zero_()
+        conv = vae.decoder.time_conv_out
+        conv.weight.zero_()
+        conv.bias.zero_()
+        conv.weight[:, :, conv.kernel_size[0] // 2, 0, 0] = torch.eye(conv.out_channels)
+
+
 def train_vae(vae, data: np.ndarray, config: PretrainConfig, progress: bool = True) -> list[float]:
-    """Train the temporal VAE on random clips of ``data`` (MSE of the decoded clip + small KL)."""
+    """Train the temporal VAE on random windows of random clips of ``data`` (MSE of the decoded
+    windows + small KL). Several clips per step: one clip's frames are near-duplicates, and one
+    texture per step learns far slower than a few."""
     from tqdm import tqdm
 
-    quiet_posterior(vae, config.vae_logvar_init)
+    fix_posterior(vae, config.vae_logvar)
+    per_frame_decoder(vae)
     vae.train().requires_grad_(True)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr)
     losses = []
-    for step in tqdm(range(config.vae_steps), desc="pretrain vae", disable=not progress):
+    bar = tqdm(range(config.vae_steps), desc="pretrain vae", disable=not progress)
+    for step in bar:
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         picks = torch.randint(0, len(data), (config.vae_batch,), generator=generator)
-        batch = clip_pixels(data[picks.numpy()]).flatten(0, 1)
+        start = int(torch.randint(0, config.frames - config.vae_frames + 1, (1,),
+                                  generator=generator))
+        window = data[picks.numpy(), start : start + config.vae_frames]
+        batch = clip_pixels(window).flatten(0, 1)
         posterior = vae.encode(batch).latent_dist
-        decoded = vae.decode(posterior.sample(generator), num_frames=config.frames).sample
+        decoded = vae.decode(posterior.sample(generator), num_frames=config.vae_frames).sample
         loss = F.mse_loss(decoded, batch) + config.kl_weight * posterior.kl().mean()
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(
@@ -78,7 +104,10 @@ def train_vae(vae, data: np.ndarray, config: PretrainConfig, progress: bool = Tr
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        fix_posterior(vae, config.vae_logvar)
         losses.append(loss.item())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
     vae.eval().requires_grad_(False)
     return losses
 
