@@ -45,3 +45,20 @@ def test_per_frame_decoder_decodes_each_frame_on_its_own():
         alone = torch.cat([vae.decode(latents[i : i + 1], num_frames=1).sample for i in range(6)])
     assert not torch.allclose(mixed, alone, atol=1e-3)  # at random init the frames mix
     torch.testing.assert_close(clip, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_vae_training_holds_the_posterior_log_variance():
+    from dataclasses import replace
+
+    from variants.tiny import tiny_pipeline
+    from variants.tiny_data import render_clips
+    from variants.tiny_pretrain import PretrainConfig, train_vae
+
+    vae = tiny_pipeline(0).vae
+    config = replace(PretrainConfig(), vae_steps=3, warmup_steps=1)
+    train_vae(vae, render_clips(range(4), frames=8, size=64), config, progress=False)
+    image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        posterior = vae.encode(image).latent_dist
+    assert torch.equal(posterior.logvar, torch.full_like(posterior.logvar, config.vae_logvar))
+    assert posterior.mean.std() > 0.01  # the means still depend on the image
