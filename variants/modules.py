@@ -54,14 +54,19 @@ class CyclicSinusoid(nn.Module):
         return self.sinusoid(positions.to(frame_index.device)[frame_index])
 
 
-def identity_conv3d(channels: int) -> nn.Conv3d:
-    """Conv3d(C, C, 3x3x3, reflect padding) initialised to the identity: centre tap I, bias 0."""
-    conv = nn.Conv3d(channels, channels, 3, padding=1, padding_mode="reflect")
+def set_identity_(conv: nn.Conv3d) -> nn.Conv3d:
+    """Set a C -> C Conv3d with odd kernel sizes to the identity in place: centre tap I, bias 0."""
+    centre = tuple(k // 2 for k in conv.kernel_size)
     with torch.no_grad():
         conv.weight.zero_()
-        conv.weight[:, :, 1, 1, 1] = torch.eye(channels)
+        conv.weight[(slice(None), slice(None), *centre)] = torch.eye(conv.out_channels)
         conv.bias.zero_()
     return conv
+
+
+def identity_conv3d(channels: int) -> nn.Conv3d:
+    """Conv3d(C, C, 3x3x3, reflect padding) initialised to the identity: centre tap I, bias 0."""
+    return set_identity_(nn.Conv3d(channels, channels, 3, padding=1, padding_mode="reflect"))
 
 
 class IdentityConv3d(nn.Module):

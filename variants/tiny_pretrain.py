@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from metrics.atomic import atomic_path
+from variants.modules import set_identity_
 from variants.objective import Batch
 from variants.posttune import TuneConfig, clip_pixels, condition_inputs, post_tune, scheduled_lr
 from variants.tiny_data import render_clips
@@ -64,15 +65,14 @@ def per_frame_decoder(vae) -> None:
     zero (the block passes its input through) and the output's 3x1x1 time conv at the identity.
     At random init they mix neighbouring frames, and training from there stalls (README,
     *The embedded tiny model*); from here the frame mixing is learned only where it helps."""
+    from diffusers.models.resnet import TemporalResnetBlock
+
     with torch.no_grad():
         for module in vae.decoder.modules():
-            if type(module).__name__ == "TemporalResnetBlock":
+            if isinstance(module, TemporalResnetBlock):
                 module.conv2.weight.zero_()
                 module.conv2.bias.zero_()
-        conv = vae.decoder.time_conv_out
-        conv.weight.zero_()
-        conv.bias.zero_()
-        conv.weight[:, :, conv.kernel_size[0] // 2, 0, 0] = torch.eye(conv.out_channels)
+    set_identity_(vae.decoder.time_conv_out)
 
 
 def train_vae(vae, data: np.ndarray, config: PretrainConfig, progress: bool = True) -> list[float]:
