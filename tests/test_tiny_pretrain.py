@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from diffusers import StableVideoDiffusionPipeline
 
@@ -62,3 +63,11 @@ def test_vae_training_holds_the_posterior_log_variance():
         posterior = vae.encode(image).latent_dist
     assert torch.equal(posterior.logvar, torch.full_like(posterior.logvar, config.vae_logvar))
     assert posterior.mean.std() > 0.01  # the means still depend on the image
+
+
+def test_pretrain_rejects_a_vae_window_longer_than_the_clip(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pretrain", "--out", str(tmp_path / "tiny"), "--vae-frames", "9"])
+    assert exit_info.value.code == 2
+    assert "vae_frames=9, frames=8" in capsys.readouterr().err
+    assert not (tmp_path / "tiny").exists()

@@ -140,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--steps", type=int, default=25, help="sampling steps")
     args = parser.parse_args(argv)
     if args.command == "pretrain":
-        config = PretrainConfig(**{f.name: getattr(args, f.name) for f in fields(PretrainConfig)})
+        try:
+            config = PretrainConfig(
+                **{f.name: getattr(args, f.name) for f in fields(PretrainConfig)}
+            )
+        except ValueError as error:
+            parser.error(str(error))
         print(f"wrote {pretrain(args.out, config)}")
         return 0
     from variants.tiny_data import held_out_set

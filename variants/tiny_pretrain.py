@@ -46,6 +46,13 @@ class PretrainConfig:
     warmup_steps: int = 200
     ema: float = 0.995  # short run: the EMA must forget the random init
 
+    def __post_init__(self):
+        if not 1 <= self.vae_frames <= self.frames or self.vae_batch < 1:
+            raise ValueError(
+                f"need 1 <= vae_frames <= frames and vae_batch >= 1, got vae_frames="
+                f"{self.vae_frames}, frames={self.frames}, vae_batch={self.vae_batch}"
+            )
+
 
 def fix_posterior(vae, logvar: float) -> None:
     """Set the posterior log-variance to ``logvar`` everywhere (the logvar half of ``quant_conv``,
