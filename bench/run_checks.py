@@ -134,6 +134,8 @@ def _conditions(check: Checker, conditions: ConditionSettings) -> ConditionSetti
         for kind in conditions.kinds:
             check.choice(("conditions", "kinds"), kind, KINDS)
         check.at_least(conditions, "conditions", ("count",), 1)
+        check.require(conditions.texture_scale > 0, ("conditions", "texture_scale"),
+                      "texture_scale must be > 0", "use 2 (the embedded model's textures) or 1")
     return replace(conditions, source=source)
 
 

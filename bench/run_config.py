@@ -37,13 +37,15 @@ class ModelSettings:
 @dataclass
 class ConditionSettings:
     """``source`` "synthetic": ``count`` rendered clips (``kinds`` in turn, seeds ``seed``,
-    ``seed + 1``, ...); or a folder of videos: each one's first frame is the condition, the
-    video (cropped, resized, ``extended_length`` frames) the reference."""
+    ``seed + 1``, ...; ``texture_scale`` as coarse as the embedded model's training textures);
+    or a folder of videos: each one's first frame is the condition, the video (cropped,
+    resized, ``extended_length`` frames) the reference."""
 
     source: str = "synthetic"
     kinds: list[str] = field(default_factory=lambda: ["pan", "zoom", "rotate", "sprites"])
     count: int = 8
     seed: int = 1000
+    texture_scale: float = 2.0
 
 
 @dataclass

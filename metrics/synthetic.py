@@ -240,6 +240,7 @@ def make_video(
     rotation_deg: float = 1.0,
     sprites: int = 0,
     trajectory: np.ndarray | None = None,
+    texture_scale: float = 1.0,
 ) -> SyntheticVideo:
     """Render a synthetic video with exact forward flow and occlusion mask.
 
@@ -249,15 +250,16 @@ def make_video(
     ``sprites or 3`` moving discs), ``static`` (no motion). ``sprites > 0`` adds discs moving at
     about ``speed`` to any moving kind. ``trajectory`` [frames, 2] gives the per-frame content
     offset (frame 0 usually ``(0, 0)``) and replaces the pan of ``pan``/``sprites``, or adds a pan
-    to ``zoom``/``rotate``. ``size`` is ``(H, W)``.
+    to ``zoom``/``rotate``. ``size`` is ``(H, W)``. ``texture_scale`` multiplies every texture
+    wavelength and blob size (background and sprites; > 1 for smoother content).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     h, w = (int(v) for v in size)
     if frames < 1 or h < 1 or w < 1:
         raise ValueError(f"need frames >= 1 and a positive size, got {frames=} {size=}")
-    if zoom <= 0:
-        raise ValueError(f"zoom must be positive, got {zoom}")
+    if zoom <= 0 or texture_scale <= 0:
+        raise ValueError(f"zoom and texture_scale must be positive, got {zoom=} {texture_scale=}")
     if kind == "static" and (sprites or trajectory is not None):
         raise ValueError("kind 'static' has no motion: use sprites=0 and trajectory=None")
     n_sprites = (sprites or 3) if kind == "sprites" else int(sprites)
@@ -279,10 +281,10 @@ def make_video(
     else:
         offsets = np.zeros((frames, 2))
     mats = np.broadcast_to(np.eye(2), (frames, 2, 2)).copy()
-    tex_scale = 1.0
+    tex_scale = float(texture_scale)
     if kind == "zoom":
         mats *= (float(zoom) ** ts)[:, None, None]
-        tex_scale = max(1.0, 1.0 / float(zoom) ** (frames - 1))  # no aliasing when zooming out
+        tex_scale *= max(1.0, 1.0 / float(zoom) ** (frames - 1))  # no aliasing when zooming out
     elif kind == "rotate":
         mats = np.stack([_rotation(t * rotation_deg) for t in ts])
     centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
@@ -295,7 +297,7 @@ def make_video(
         r = max(3.0, float(rng_sp.uniform(0.08, 0.16)) * min(h, w))
         v = velocity(speed * float(rng_sp.uniform(0.7, 1.4)), float(rng_sp.uniform(0.0, 360.0)))
         c_mid = np.array([rng_sp.uniform(0.25, 0.75) * w, rng_sp.uniform(0.25, 0.75) * h])
-        tex = Texture(rng_sp, extent=(-r, -r, r, r), waves=8)
+        tex = Texture(rng_sp, extent=(-r, -r, r, r), waves=8, scale=texture_scale)
         c0 = c_mid - mid * v
         sprite_list.append(Sprite((float(c0[0]), float(c0[1])), (float(v[0]), float(v[1])), r, tex))
 

@@ -76,6 +76,7 @@ BAD = {
     "bad value": ("[model]\nsize = 60\n", "not a positive multiple of the VAE factor 8"),
     "lengths": ("[model]\nextended_length = 8\n", "base_length (8) < extended_length (8)"),
     "missing folder": ('[conditions]\nsource = "no/such/dir"\n', "no/such/dir: no such folder"),
+    "texture scale": ("[conditions]\ntexture_scale = 0\n", "texture_scale must be > 0"),
 }
 
 

@@ -285,9 +285,27 @@ def test_static_video_has_no_motion():
         make_video("static", sprites=2)
 
 
+@pytest.mark.parametrize("kind", ["static", "sprites"])
+def test_texture_scale_makes_content_coarser(kind):
+    """Doubling every wavelength about halves the spatial gradients (sinusoids' gradients go as
+    1 / wavelength); the default is scale 1, bit for bit."""
+
+    def gradient(scale: float) -> float:
+        frames = make_video(kind, frames=2, size=SIZE, seed=4, texture_scale=scale).frames
+        pixels = frames.astype(np.float64)
+        return sum(float(np.abs(np.diff(pixels, axis=axis)).mean()) for axis in (1, 2))
+
+    default = make_video(kind, frames=2, size=SIZE, seed=4).frames
+    assert np.array_equal(default, make_video(kind, frames=2, size=SIZE, seed=4,
+                                              texture_scale=1.0).frames)
+    assert 0.35 < gradient(2.0) / gradient(1.0) < 0.7
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError):
         make_video("spin")
+    with pytest.raises(ValueError, match="texture_scale"):
+        make_video("pan", texture_scale=0)
     with pytest.raises(ValueError):
         make_video("pan", frames=5, trajectory=np.zeros((4, 2)))
 

@@ -57,6 +57,7 @@ def samples(ctx: Context) -> dict[str, dict]:
             f"{kinds[i % len(kinds)]}-{i:02d}": {
                 "kind": kinds[i % len(kinds)],
                 "seed": conditions.seed + i,
+                "texture_scale": conditions.texture_scale,
             }
             for i in range(conditions.count)
         }
@@ -122,7 +123,8 @@ def clip_of(source: dict, frames: int, size: int) -> np.ndarray:
         from metrics.synthetic import make_video
 
         return make_video(
-            source["kind"], frames=frames, size=(size, size), seed=source["seed"]
+            source["kind"], frames=frames, size=(size, size), seed=source["seed"],
+            texture_scale=source["texture_scale"],
         ).frames
     from metrics.evaluate import resize_frames
     from metrics.video_io import read_video
