@@ -7,9 +7,11 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from variants.tiny_data import TEXTURE_SCALE
+
 # Post-tuning budgets; tune.steps / lr / batch_size / ema / checkpoint_every override them.
 # quick: the four tuned arms together <= 5 min on 2 CPU cores (embedded tiny model, 32 frames:
-# 0.39 s per step measured, 94 s in all); full: <= 60 min for the four (25.0-25.7 min measured).
+# 0.39 s per step measured, 94 s in all); full: <= 60 min for the four (24.9-25.7 min measured).
 BUDGETS = {
     "quick": {"steps": 60, "lr": 2e-4, "batch_size": 1, "ema": 0.95, "checkpoint_every": 20},
     "full": {"steps": 1000, "lr": 1e-4, "batch_size": 1, "ema": 0.99, "checkpoint_every": 100},
@@ -45,7 +47,7 @@ class ConditionSettings:
     kinds: list[str] = field(default_factory=lambda: ["pan", "zoom", "rotate", "sprites"])
     count: int = 8
     seed: int = 1000
-    texture_scale: float = 2.0
+    texture_scale: float = TEXTURE_SCALE
 
 
 @dataclass
