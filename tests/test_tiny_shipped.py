@@ -3,9 +3,9 @@
 Measured with the project's own metrics on a small fixed set of held-out clips (a texture and
 motion never trained on) at the base length L = 8. The floors sit below what the shipped model
 measured (README, *The embedded tiny model*) and well above the untrained model, so a broken
-checkpoint, VAE scaling, conditioning or sampler fails here. Issue 7's frame-0 target is met and
-tested as such; its VAE and motion targets are not met yet: those tests are strict xfails, so they
-turn red (to be un-marked) when a better model ships.
+checkpoint, VAE scaling, conditioning or sampler fails here. Issue 7's VAE, frame-0 and motion
+targets are not met yet: those tests are strict xfails, so they turn red (to be un-marked) when a
+better model ships.
 """
 
 from __future__ import annotations
