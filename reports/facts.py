@@ -65,13 +65,18 @@ def arm_rows(run: Run) -> list[dict]:
 
 def seeds(run: Run) -> dict[str, str]:
     config = run.record.get("config", {})
+    conditions = config.get("conditions", {})
     table = run.per_video
+    source = str(conditions.get("source", "–"))
+    if source == "synthetic" and "texture_scale" in conditions:
+        source += f" (texture scale {conditions['texture_scale']})"
     return {
         "run seed (tuning data and noise)": str(config.get("seed", "–")),
         "generation noise seeds": ", ".join(map(str, sorted(pd.unique(table["seed"])))),
         "conditions": f"{table['sample'].nunique()}: "
         + ", ".join(map(str, pd.unique(table["sample"]))),
-        "condition seed": str(config.get("conditions", {}).get("seed", "–")),
+        "condition source": source,
+        "condition seed": str(conditions.get("seed", "–")),
     }
 
 

@@ -201,7 +201,12 @@ def write_records(root: Path) -> None:
                     "extended_length": LENGTH,
                     "size": SIZE,
                 },
-                "conditions": {"source": "synthetic", "count": len(SAMPLES), "seed": 1000},
+                "conditions": {
+                    "source": "synthetic",
+                    "count": len(SAMPLES),
+                    "seed": 1000,
+                    "texture_scale": 2.0,
+                },
                 "generation": {"seeds": list(SEEDS), "steps": 25},
             },
             "config_hash": "c" * 64,

@@ -122,6 +122,7 @@ def test_what_was_run_and_what_did_not(index):
         "dis",
         "base_length",
         "pan_0, zoom_1",
+        "synthetic (texture scale 2.0)",
         "4 of 72 videos",
         "flow failed: NaN in the flow field",
         CLIP_REASON.replace("'", "&#39;"),

@@ -5,9 +5,10 @@ direction and texture. Every clip's camera pans at 2-4 px/frame in a random dire
 all but pure pans add their own motion on top (zoom in or out, rotation either way, moving
 sprites): a mix where some clips barely move teaches a small model to copy its condition frame
 (README, *The embedded tiny model*). Textures are twice as coarse as the generator's default
-(every wavelength and blob doubled): at 64x64 pixels and 8x8 latents the finer ones held the VAE
-near 26 dB. The held-out split draws from a disjoint seed range, so no held-out texture or
-motion is ever trained on. Post-tuning uses the same distribution at the extended length.
+(every wavelength and blob doubled): on the finer ones, a pan of 2-4 px/frame is a sharp sub-cell
+shift of the 8x8 latents, and the UNet's pans kept less of their direction. The held-out split
+draws from a disjoint seed range, so no held-out texture or motion is ever trained on.
+Post-tuning uses the same distribution at the extended length.
 """
 
 from __future__ import annotations

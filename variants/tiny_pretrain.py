@@ -34,13 +34,13 @@ class PretrainConfig:
     size: int = 64
     seed: int = 0
     train_clips: int = 2048  # pre-rendered training set; held-out clips come from another split
-    vae_steps: int = 1500
+    vae_steps: int = 3000
     vae_batch: int = 4  # clips per step ...
     vae_frames: int = 2  # ... and consecutive frames of each (the same pixels per step as 1 x 8)
-    vae_lr: float = 1e-3
+    vae_lr: float = 5e-4
     kl_weight: float = 1e-6
     vae_logvar: float = -10.0  # posterior log-variance, fixed
-    unet_steps: int = 12000
+    unet_steps: int = 10500
     unet_batch: int = 4
     unet_lr: float = 3e-4
     warmup_steps: int = 200
