@@ -37,7 +37,7 @@ class PretrainConfig:
     vae_steps: int = 3000
     vae_batch: int = 4  # clips per step ...
     vae_frames: int = 2  # ... and consecutive frames of each (the same pixels per step as 1 x 8)
-    vae_lr: float = 5e-4
+    vae_lr: float = 5e-4  # at 1e-3 the loss sat on a plateau until the cosine decay (README)
     kl_weight: float = 1e-6
     vae_logvar: float = -10.0  # posterior log-variance, fixed
     unet_steps: int = 10500
