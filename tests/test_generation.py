@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from metrics.errors import BenchError
 from metrics.video_io import read_video
@@ -18,6 +19,7 @@ from variants.generate import (
     with_unet,
 )
 from variants.tiny import tiny_pipeline
+from variants.tiny_eval import noised_start, reconstruct
 
 BASE = 8
 LONG = GenerationConfig(frames=BASE + 4, height=64, width=64, steps=3, decode_chunk=4)
@@ -56,6 +58,28 @@ def test_arms_share_the_base_and_differ_past_the_base_length(base, condition):
     bounced = generate(arm_pipe(base, "exsvd"), condition, 3, LONG)
     np.testing.assert_array_equal(long, static)  # identity conv at init changes nothing
     assert np.abs(long.astype(int) - bounced).max() > 0  # bounced positions past L
+
+
+def test_sampling_from_noised_latents_of_a_clip(base):
+    """``start`` (SDEdit, the motion diagnostic): from a tiny sigma the sample is the clip through
+    the VAE; from the top of the schedule it is a new clip, as without ``start``."""
+    from metrics.synthetic import make_video
+
+    clip = make_video("pan", frames=8, size=(64, 64), seed=5).frames
+    config = GenerationConfig(frames=8, height=64, width=64, steps=10, decode_chunk=8)
+    pipe = with_unet(base, base.unet, config)
+    recon = reconstruct(base.vae, clip).astype(float)
+
+    def psnr_to_recon(video):
+        return 10 * np.log10(255**2 / np.mean((video - recon) ** 2))
+
+    def from_sigma(sigma):
+        start = noised_start(base, clip, sigma, config.steps, torch.Generator().manual_seed(0))
+        return generate(pipe, clip[0], 0, config, start=start)
+
+    assert psnr_to_recon(from_sigma(0.01)) > 30  # measured 34.1 dB
+    assert psnr_to_recon(from_sigma(700)) < 25  # 18.6, like a plain sample (18.4)
+    assert psnr_to_recon(generate(pipe, clip[0], 0, config)) < 25
 
 
 def test_decoding_in_chunks_over_time(base, condition):

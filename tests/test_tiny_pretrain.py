@@ -71,3 +71,11 @@ def test_pretrain_rejects_a_vae_window_longer_than_the_clip(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "vae_frames=9, frames=8" in capsys.readouterr().err
     assert not (tmp_path / "tiny").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "1,x"])
+def test_evaluate_rejects_bad_noise_levels(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", "untrained", "--from-sigmas", value])
+    assert exit_info.value.code == 2
+    assert "--from-sigmas: " in capsys.readouterr().err

@@ -75,17 +75,33 @@ def with_unet(pipeline, unet, config: GenerationConfig, device: str | torch.devi
     return pipe
 
 
-def generate(pipe, condition: np.ndarray, seed: int, config: GenerationConfig) -> np.ndarray:
-    """uint8 [T, H, W, 3] from a uint8 [H, W, 3] condition image; deterministic per seed."""
+def generate(
+    pipe,
+    condition: np.ndarray,
+    seed: int,
+    config: GenerationConfig,
+    *,
+    start: tuple[torch.Tensor, list[float]] | None = None,
+) -> np.ndarray:
+    """uint8 [T, H, W, 3] from a uint8 [H, W, 3] condition image; deterministic per seed.
+
+    ``start`` = (latents [1, T, C, h, w], sigmas) samples from given noisy latents on the given
+    schedule (descending, ending at 0) instead of from pure noise (a diagnostic; SDEdit)."""
     from PIL import Image
 
     generator = torch.Generator("cpu").manual_seed(seed)
+    if start is not None:
+        latents, sigmas = start
+        pipe.scheduler.set_timesteps(sigmas=sigmas)  # the pipeline scales latents by this sigma
+        start_options = {"latents": latents / pipe.scheduler.init_noise_sigma, "sigmas": sigmas}
+    else:
+        start_options = {"num_inference_steps": config.steps}
     frames = pipe(
         Image.fromarray(condition),
         height=config.height,
         width=config.width,
         num_frames=config.frames,
-        num_inference_steps=config.steps,
+        **start_options,
         min_guidance_scale=config.min_guidance,
         max_guidance_scale=config.max_guidance,
         fps=config.fps_id,

@@ -6,6 +6,7 @@ path (patching, generation, post-tuning) runs on a laptop CPU and in the tests.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
@@ -107,7 +108,6 @@ def load_shipped(path: Path = SHIPPED, dtype: torch.dtype = torch.float32):
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
     import json
     from dataclasses import fields
 
@@ -138,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--clips", type=int, default=8, help="held-out clips (kinds in turn)")
     check.add_argument("--frames", type=int, default=8)
     check.add_argument("--steps", type=int, default=25, help="sampling steps")
+    check.add_argument(
+        "--from-sigmas", type=_sigmas, default=[], metavar="S1,S2,...",
+        help="also sample from each clip's own latents noised to these sigmas (SDEdit) and "
+        "report the motion kept: where generation loses it",
+    )
     args = parser.parse_args(argv)
     if args.command == "pretrain":
         try:
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {pretrain(args.out, config)}")
         return 0
     from variants.tiny_data import held_out_set
-    from variants.tiny_eval import evaluate_tiny
+    from variants.tiny_eval import evaluate_tiny, motion_from_noise
 
     if args.model == "untrained":
         pipe = tiny_pipeline(unet=EMBEDDED_UNET, vae=EMBEDDED_VAE,
@@ -157,8 +162,23 @@ def main(argv: list[str] | None = None) -> int:
     else:
         pipe = load_shipped(Path(args.model))
     clips, kinds = held_out_set(range(args.clips), frames=args.frames)
-    print(json.dumps(evaluate_tiny(pipe, clips, kinds, steps=args.steps), indent=1))
+    report = evaluate_tiny(pipe, clips, kinds, steps=args.steps)
+    if args.from_sigmas:
+        report["from_noise"] = motion_from_noise(pipe, clips, kinds, args.from_sigmas,
+                                                 steps=args.steps)
+    print(json.dumps(report, indent=1))
     return 0
+
+
+def _sigmas(text: str) -> list[float]:
+    """argparse type: comma-separated positive noise levels."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not all(value > 0 for value in values):
+        raise argparse.ArgumentTypeError(f"noise levels must be > 0: {text!r}")
+    return values
 
 
 if __name__ == "__main__":
