@@ -113,7 +113,7 @@ def add_parser(targets) -> None:
         "tune",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="seconds per post-tuning step and peak memory per memory setting and length",
-        description="One post-tuning step (SVD's EDM objective, forward + backward + optimizer "
+        description="One post-tuning step (ExVideo's objective, forward + backward + optimizer "
         "step, batch 1) of an arm built from a random-weight UNet (SVD-XT size with --model "
         "svd-xt, the tiny config otherwise), timed for every memory setting (checkpointing, "
         "bf16, feed-forward chunking, optimizer) at every length; peak GPU memory per cell, "

@@ -41,8 +41,23 @@ def provenance(per_video: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]
     return backends, versions
 
 
+LOSS_WEIGHTS = {"exvideo": "sqrt(σ²+1)/σ (ExVideo)", "edm": "(σ²+1)/σ² (SVD)"}
+
+
+def objective_text(training: dict) -> str:
+    """The post-tuning objective an arm's ``training.json`` records; records from before the
+    loss weight was recorded were all trained with SVD's."""
+    objective = training.get("config", {}).get("objective")
+    if not objective:
+        return "–"
+    weight = objective.get("loss_weight", "edm")
+    return (f"x0 error × {LOSS_WEIGHTS.get(weight, weight)}, "
+            f"log σ ~ N({objective.get('p_mean')}, {objective.get('p_std')})")
+
+
 def arm_rows(run: Run) -> list[dict]:
-    """Per arm: frames generated, videos, weight checksums, post-tuning steps and parameters."""
+    """Per arm: frames generated, videos, weight checksums, post-tuning steps, objective and
+    parameters."""
     rows = []
     for arm in run.arms:
         manifest = run.manifests.get(arm, {})
@@ -56,6 +71,7 @@ def arm_rows(run: Run) -> list[dict]:
                 "videos": len(run.videos.get(arm, {})),
                 "weights": manifest.get("weights_sha256", {}),
                 "steps": training.get("steps_done", "–" if loss is None else len(loss)),
+                "objective": objective_text(training),
                 "parameters": ", ".join(f"{k} {v:,}" for k, v in trainable.items()) or "–",
                 "final_loss": f"{loss['loss'].tail(20).mean():.4g}" if loss is not None else "–",
             }

@@ -181,7 +181,11 @@ def write_tuning(folder: Path, a: int, rng) -> None:
     write_json(
         folder / "training.json",
         {
-            "config": {"steps": 150, "lr": 2e-4},
+            "config": {
+                "steps": 150,
+                "lr": 2e-4,
+                "objective": {"p_mean": 0.7, "p_std": 1.6, "loss_weight": "exvideo"},
+            },
             "parameters": {"temporal_pe": 4096 * (a + 1), "identity_conv3d": 0 if a == 3 else 9216},
             "steps_done": 150,
         },

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
 import pytest
 import torch
 from diffusers import UNetSpatioTemporalConditionModel
@@ -74,3 +77,32 @@ def test_loss_decreases_over_a_short_run_on_a_fixed_batch():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+class ZeroUNet(torch.nn.Module):
+    """Outputs zeros, so the loss is a closed form of the drawn sigmas and noise."""
+
+    def forward(self, sample, timestep, image_embeds, added_time_ids):
+        return SimpleNamespace(sample=torch.zeros(*sample.shape[:2], 4, *sample.shape[3:]))
+
+
+@pytest.mark.parametrize("kind, weight", [
+    ("exvideo", lambda sigma: math.sqrt(sigma**2 + 1) / sigma),  # DiffSynth's training_weight
+    ("edm", lambda sigma: (sigma**2 + 1) / sigma**2),  # SVD's (EDM's lambda)
+])
+def test_loss_weighting_against_a_closed_form(kind, weight):
+    batch, config = fixed_batch(), ObjectiveConfig(loss_weight=kind)
+    loss = edm_loss(ZeroUNet(), batch, config, torch.Generator().manual_seed(3))
+    generator = torch.Generator().manual_seed(3)  # the draws edm_loss makes, in its order
+    sigmas = (torch.randn(2, generator=generator) * config.p_std + config.p_mean).exp()
+    noise = torch.randn(batch.latents.shape, generator=generator)
+    expected = 0.0
+    for clip, sigma in enumerate(sigmas.tolist()):
+        denoised = (batch.latents[clip] + sigma * noise[clip]) / (sigma**2 + 1)  # c_skip * noisy
+        expected += weight(sigma) * float(((denoised - batch.latents[clip]) ** 2).mean()) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_unknown_loss_weighting_is_refused():
+    with pytest.raises(ValueError, match="loss_weight must be one of"):
+        ObjectiveConfig(loss_weight="snr")

@@ -47,6 +47,7 @@ def test_post_tune_writes_the_arm_its_ema_loss_curve_and_record(base, tmp_path):
     record = json.loads((tmp_path / "training.json").read_text())
     assert record["config"]["seed"] == 3 and record["config"]["lr"] == 1e-3
     assert record["config"]["objective"]["p_mean"] == 0.7
+    assert record["config"]["objective"]["loss_weight"] == "exvideo"
     assert record["parameters"]["trainable"] > 0 and record["steps_done"] == 4
 
 

@@ -27,6 +27,8 @@ def test_pretrain_command_writes_a_loadable_generating_pipeline(tmp_path):
     assert pipe.vae.config.scaling_factor == record["scaling_factor"] != 0.18215  # fitted
     assert sorted(p.name for p in (out / "unet_training").iterdir()) == [
         "loss.csv", "training.json"]  # no optimizer state or duplicate weights shipped
+    training = json.loads((out / "unet_training" / "training.json").read_text())
+    assert training["config"]["objective"]["loss_weight"] == "edm"  # a base: SVD's weighting
     config = GenerationConfig(frames=8, height=64, width=64, steps=2, decode_chunk=8)
     video = generate(with_unet(pipe, pipe.unet, config), np.zeros((64, 64, 3), np.uint8), 0,
                      config)

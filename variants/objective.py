@@ -3,8 +3,10 @@
 The UNet sees ``c_in * (x + sigma * n)`` with the conditioning-image latent concatenated on
 channels, the noise level as ``c_noise = log(sigma) / 4``, the CLIP image embedding and the
 added time ids (fps id, motion bucket, noise augmentation). Its output is a v-prediction:
-``x0 = c_skip * noisy + c_out * output``. The loss is the squared x0 error weighted by
-``(sigma^2 + 1) / sigma^2`` (EDM's lambda with sigma_data = 1), sigma drawn log-normally.
+``x0 = c_skip * noisy + c_out * output``. The loss is the squared x0 error, sigma drawn
+log-normally, weighted by ``sqrt(sigma^2 + 1) / sigma`` as ExVideo post-tunes (DiffSynth's
+``training_weight``) or by ``(sigma^2 + 1) / sigma^2``, SVD's own (EDM's lambda with
+sigma_data = 1), which the embedded tiny model was pretrained with.
 """
 
 from __future__ import annotations
@@ -21,6 +23,21 @@ class ObjectiveConfig:
     p_mean: float = 0.7
     p_std: float = 1.6
     condition_dropout: float = 0.1  # drop the image conditions, so CFG works at inference
+    loss_weight: str = "exvideo"  # or "edm" (SVD's); see ``loss_weight``
+
+    def __post_init__(self):
+        if self.loss_weight not in LOSS_WEIGHTS:
+            raise ValueError(f"loss_weight must be one of {LOSS_WEIGHTS}, got {self.loss_weight!r}")
+
+
+LOSS_WEIGHTS = ("exvideo", "edm")
+
+
+def loss_weight(sigma: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-sample weight of the squared x0 error: ExVideo's ``sqrt(sigma^2 + 1) / sigma`` or
+    SVD's ``(sigma^2 + 1) / sigma^2``."""
+    variance = sigma**2 + 1
+    return variance.sqrt() / sigma if kind == "exvideo" else variance / sigma**2
 
 
 @dataclass
@@ -62,5 +79,5 @@ def edm_loss(unet, batch: Batch, config: ObjectiveConfig,
     output = unet(model_input, c_noise, batch.image_embeds * keep.view(size, 1, 1),
                   batch.added_time_ids).sample
     denoised = c_skip.view(broadcast) * noisy + c_out.view(broadcast) * output
-    weight = (sigma**2 + 1) / sigma**2
+    weight = loss_weight(sigma, config.loss_weight)
     return (weight.view(broadcast) * (denoised - latents) ** 2).mean()

@@ -1,4 +1,4 @@
-"""The post-tuning routine every ExSVD arm goes through: SVD's objective on the arm's trainable
+"""The post-tuning routine every ExSVD arm goes through: ExVideo's objective on the arm's trainable
 parameters only, AdamW, EMA, atomic checkpoints and bit-for-bit resume, a loss curve on disk.
 
 Fairness: the clips, their order and all training noise come from generators seeded by the

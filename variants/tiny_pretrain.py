@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from metrics.atomic import atomic_path
 from variants.modules import set_identity_
-from variants.objective import Batch
+from variants.objective import Batch, ObjectiveConfig
 from variants.posttune import TuneConfig, clip_pixels, condition_inputs, post_tune, scheduled_lr
 from variants.tiny_data import render_clips
 
@@ -185,6 +185,7 @@ def pretrain(out: Path, config: PretrainConfig, progress: bool = True) -> Path:
         checkpoint_every=max(1, config.unet_steps // 20),
         warmup_steps=config.warmup_steps,
         cosine=True,
+        objective=ObjectiveConfig(loss_weight="edm"),  # a base model: SVD's own weighting
     )
     encoded = encode_dataset(pipe, data, tune.noise_aug, config.seed)
     scaling = fit_scaling_factor(encoded)

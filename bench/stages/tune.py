@@ -30,6 +30,7 @@ def is_released(config: RunConfig, arm: str) -> bool:
 
 def tune_units(ctx: Context) -> list[Unit]:
     from variants import get_variant
+    from variants.objective import ObjectiveConfig
 
     tune = ctx.config.tune
     units = []
@@ -49,6 +50,7 @@ def tune_units(ctx: Context) -> list[Unit]:
                 "data": data,
                 "seed": ctx.config.seed,
                 "conditioning": conditioning(ctx.config),
+                "objective": asdict(ObjectiveConfig()),  # what post_tune trains with
             }
         key = unit_key("tune", ctx.model_key, asdict(get_variant(arm)), what)
         folder = ctx.path("tune", arm)
