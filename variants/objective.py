@@ -15,10 +15,13 @@ from dataclasses import dataclass
 
 import torch
 
+LOSS_WEIGHTS = ("exvideo", "edm")
+
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    """SVD's training noise distribution and conditioning (log sigma ~ N(0.7, 1.6))."""
+    """SVD's training noise distribution (log sigma ~ N(0.7, 1.6)), condition dropout, and the
+    loss weight: ExVideo's by default (post-tuning), SVD's for pretraining a base."""
 
     p_mean: float = 0.7
     p_std: float = 1.6
@@ -28,9 +31,6 @@ class ObjectiveConfig:
     def __post_init__(self):
         if self.loss_weight not in LOSS_WEIGHTS:
             raise ValueError(f"loss_weight must be one of {LOSS_WEIGHTS}, got {self.loss_weight!r}")
-
-
-LOSS_WEIGHTS = ("exvideo", "edm")
 
 
 def loss_weight(sigma: torch.Tensor, kind: str) -> torch.Tensor:
