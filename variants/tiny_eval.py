@@ -20,10 +20,16 @@ from variants.generate import GenerationConfig, generate, with_unet
 
 
 @torch.no_grad()
+def encode_mode(vae, clip: np.ndarray) -> torch.Tensor:
+    """Posterior modes [T, C, h, w] of a uint8 clip's frames (unscaled)."""
+    pixels = to_tensor(clip).to(vae.device, vae.dtype) * 2 - 1
+    return vae.encode(pixels).latent_dist.mode()
+
+
+@torch.no_grad()
 def reconstruct(vae, clip: np.ndarray) -> np.ndarray:
     """uint8 clip [T, H, W, 3] through the VAE (posterior mode, temporal decoding of the clip)."""
-    pixels = to_tensor(clip).to(vae.device, vae.dtype) * 2 - 1
-    latents = vae.encode(pixels).latent_dist.mode()
+    latents = encode_mode(vae, clip)
     decoded = vae.decode(latents, num_frames=len(clip)).sample.float().clamp(-1, 1)
     return ((decoded + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
@@ -36,9 +42,7 @@ def noised_start(pipe, clip: np.ndarray, sigma: float, steps: int,
     pipe.scheduler.set_timesteps(steps)
     schedule = pipe.scheduler.sigmas.tolist()
     sigmas = [value for value in schedule if value <= sigma]
-    vae = pipe.vae
-    pixels = to_tensor(clip).to(vae.device, vae.dtype) * 2 - 1
-    latents = vae.encode(pixels).latent_dist.mode()[None] * vae.config.scaling_factor
+    latents = encode_mode(pipe.vae, clip)[None] * pipe.vae.config.scaling_factor
     noise = torch.randn(latents.shape, generator=generator, dtype=latents.dtype)
     return latents + sigmas[0] * noise.to(latents.device), sigmas
 
@@ -49,13 +53,19 @@ def motion(clip: np.ndarray, backend) -> tuple[float, float]:
     return float(flow_magnitude(forward).mean()), float(direction_consistency(forward).nanmean())
 
 
-def evaluate_tiny(pipe, clips: np.ndarray, kinds: list[str], *, steps: int = 25,
-                  seed: int = 0) -> dict[str, float]:
-    """The learning report on uint8 clips [N, T, H, W, 3] of the given motion kinds."""
+def sampler(pipe, clips: np.ndarray, steps: int) -> tuple[GenerationConfig, object]:
+    """Generation settings for clips [N, T, H, W, 3] (SVD's defaults, the whole clip decoded at
+    once) and the pipeline that generates with them."""
     frames, height, width = clips.shape[1:4]
     config = GenerationConfig(frames=frames, height=height, width=width, steps=steps,
                               decode_chunk=frames)
-    runner = with_unet(pipe, pipe.unet, config)
+    return config, with_unet(pipe, pipe.unet, config)
+
+
+def evaluate_tiny(pipe, clips: np.ndarray, kinds: list[str], *, steps: int = 25,
+                  seed: int = 0) -> dict[str, float]:
+    """The learning report on uint8 clips [N, T, H, W, 3] of the given motion kinds."""
+    config, runner = sampler(pipe, clips, steps)
     backend = DISFlow()
     rows = []
     for index, clip in enumerate(clips):
@@ -91,10 +101,7 @@ def motion_from_noise(pipe, clips: np.ndarray, kinds: list[str], sigmas: list[fl
     sampler and guidance); pan direction consistency and flow against the data's per sigma.
     A model that keeps the data's motion from small sigmas but not from large ones loses it in
     deciding the motion; one that loses it from small sigmas too cannot render it."""
-    frames, height, width = clips.shape[1:4]
-    config = GenerationConfig(frames=frames, height=height, width=width, steps=steps,
-                              decode_chunk=frames)
-    runner = with_unet(pipe, pipe.unet, config)
+    config, runner = sampler(pipe, clips, steps)
     backend = DISFlow()
     data = [motion(reconstruct(pipe.vae, clip), backend) for clip in clips]
     report = {}
