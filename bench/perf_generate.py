@@ -6,6 +6,16 @@ import argparse
 import statistics
 import time
 
+# SVD-XT's vae/config.json (the constructor's defaults are a one-level toy VAE)
+SVD_XT_VAE = {
+    "block_out_channels": (128, 256, 512, 512),
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "layers_per_block": 2,
+    "latent_channels": 4,
+    "sample_size": 768,
+    "scaling_factor": 0.18215,
+}
+
 
 def add_parser(targets) -> None:
     parser = targets.add_parser(
@@ -15,7 +25,11 @@ def add_parser(targets) -> None:
         description="Random-weight UNets (SVD-XT size with --model svd-xt, the tiny config "
         "otherwise) run classifier-free-guided denoising steps at the given length; "
         "each arm is timed beside the stock diffusers UNet in one run, and the "
-        "temporal VAE decodes the latents in chunks for the peak-memory figure.",
+        "temporal VAE decodes the latents in chunks (timed, and part of the peak-memory "
+        "figure, taken with one UNet and the VAE on the device). Totals for 25 and 50 steps "
+        "are N x s/step + decode. The issue's GPU run: python -m bench perf generate --model "
+        "svd-xt --frames 128 --size 512 --device cuda --dtype bfloat16 (targets: <= 1.15x "
+        "stock, peak <= 24 GiB).",
     )
     parser.add_argument("--model", default="tiny", choices=("tiny", "svd-xt"))
     parser.add_argument("--frames", type=int, default=32)
@@ -24,31 +38,39 @@ def add_parser(targets) -> None:
         "--steps", type=int, default=5, help="timed steps per arm (after 1 warm-up)"
     )
     parser.add_argument("--arms", default="all", help="comma-separated arm names or 'all'")
-    parser.add_argument("--decode-chunk", type=int, default=8)
+    parser.add_argument("--decode-chunk", type=int, default=8, help="frames per VAE decode")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.set_defaults(run=run_generate)
 
 
 def _models(kind: str):
-    from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+    """The stock UNet, the temporal VAE and the base length L of ``kind``."""
+    from diffusers import UNetSpatioTemporalConditionModel
 
-    from variants.tiny import TINY_UNET, TINY_VAE
+    from variants.tiny import TINY_UNET
 
-    if kind == "svd-xt":  # the stock constructors' defaults are SVD's configuration
-        return UNetSpatioTemporalConditionModel(), AutoencoderKLTemporalDecoder(), 25
-    return (
-        UNetSpatioTemporalConditionModel(**TINY_UNET),
-        AutoencoderKLTemporalDecoder(**TINY_VAE),
-        8,
-    )
+    if kind == "svd-xt":  # the UNet constructor's defaults are SVD-XT's UNet configuration
+        return UNetSpatioTemporalConditionModel(), vae_of(kind), 25
+    return UNetSpatioTemporalConditionModel(**TINY_UNET), vae_of(kind), 8
 
 
-def _measure(unet, vae, args, dtype) -> tuple[float, float | None]:
-    """Median seconds per CFG step, and peak GPU memory in GiB (None on CPU)."""
+def vae_of(kind: str):
+    """A random-weight temporal VAE of ``kind``'s configuration."""
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    from variants.tiny import TINY_VAE
+
+    return AutoencoderKLTemporalDecoder(**(SVD_XT_VAE if kind == "svd-xt" else TINY_VAE))
+
+
+def _measure(unet, vae, args, dtype) -> tuple[float, float, float | None]:
+    """Median seconds per CFG step, seconds of the chunked VAE decode, and peak GPU memory in
+    GiB (None on CPU). Only ``unet`` and ``vae`` are on the device while it runs."""
     import torch
 
     cuda = args.device.startswith("cuda")
+    unet.to(args.device)
     latent = args.size // 8
     channels = unet.config.in_channels
     sample = torch.randn(2, args.frames, channels, latent, latent, device=args.device, dtype=dtype)
@@ -59,20 +81,32 @@ def _measure(unet, vae, args, dtype) -> tuple[float, float | None]:
     times = []
     with torch.inference_mode():
         for step in range(args.steps + 1):
-            if cuda:
-                torch.cuda.synchronize()
+            _sync(args.device)
             start = time.perf_counter()
             unet(sample, torch.tensor([10.0], device=args.device), context, time_ids)
-            if cuda:
-                torch.cuda.synchronize()
+            _sync(args.device)
             if step:
                 times.append(time.perf_counter() - start)
         latents = sample[:1, :, :4].flatten(0, 1)
+        start = time.perf_counter()
         for i in range(0, args.frames, args.decode_chunk):
             chunk = latents[i : i + args.decode_chunk]
             vae.decode(chunk, num_frames=len(chunk))
+        _sync(args.device)
+        decode = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-    return statistics.median(times), peak
+    del sample, context, latents
+    unet.to("cpu")
+    if cuda:
+        torch.cuda.empty_cache()
+    return statistics.median(times), decode, peak
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -85,32 +119,45 @@ def run_generate(args: argparse.Namespace) -> int:
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
     stock, vae, base_length = _models(args.model)
-    stock, vae = stock.to(args.device).eval(), vae.to(args.device).eval()
+    stock, vae = stock.eval(), vae.to(args.device).eval()
     if dtype != torch.float32:
         stock, vae = stock.to(dtype=dtype), vae.to(dtype=dtype)
     arms = list_variants() if args.arms == "all" else [a.strip() for a in args.arms.split(",")]
     print(
         f"{args.model} UNet ({sum(p.numel() for p in stock.parameters()) / 1e6:.1f} M params), "
         f"{args.frames} frames at {args.size}x{args.size}, CFG batch 2, {args.dtype}, "
-        f"{args.device}; median of {args.steps} steps"
+        f"{args.device}; median of {args.steps} steps after 1 warm-up; VAE decode "
+        f"{args.decode_chunk} frames at a time"
     )
+    if args.device.startswith("cuda"):
+        print(f"GPU: {torch.cuda.get_device_name(args.device)}")
     print(
         f"{'arm':18s} {'s/step':>8s} {'stock s/step':>12s} {'ratio':>7s} {'peak GiB':>9s} "
-        f"{'stock GiB':>9s}"
+        f"{'stock GiB':>9s} {'decode s':>8s} {'25 steps s':>10s} {'50 steps s':>10s}"
     )
+    worst_ratio, worst_peak = 0.0, 0.0
     for name in arms:
-        unet = (
-            get_variant(name)
-            .build(stock, base_length=base_length, table_size=max(128, args.frames))
-            .eval()
+        base_time, _, base_peak = _measure(stock, vae, args, dtype)  # measured beside each arm
+        unet = get_variant(name).build(
+            stock, base_length=base_length, table_size=max(128, args.frames)
         )
-        base_time, base_peak = _measure(stock, vae, args, dtype)  # measured beside each arm
-        seconds, peak = _measure(unet, vae, args, dtype)
+        seconds, decode, peak = _measure(unet.eval(), vae, args, dtype)
+        del unet
+        worst_ratio = max(worst_ratio, seconds / base_time)
+        worst_peak = max(worst_peak, peak or 0.0)
         print(
             f"{name:18s} {seconds:8.3f} {base_time:12.3f} {seconds / base_time:6.2f}x "
-            f"{_gib(peak):>9s} {_gib(base_peak):>9s}"
+            f"{_gib(peak):>9s} {_gib(base_peak):>9s} {decode:8.2f} "
+            f"{25 * seconds + decode:10.1f} {50 * seconds + decode:10.1f}"
         )
-        del unet
+    print(
+        "peak: max allocated with one UNet and the VAE on the device (the image encoder, "
+        "used once per video before sampling, is not counted); N steps s = N x s/step + decode"
+    )
+    print(
+        f"slowest arm {worst_ratio:.2f}x stock (target <= 1.15x)"
+        + (f"; highest peak {worst_peak:.1f} GiB (target <= 24)" if worst_peak else "")
+    )
     return 0
 
 

@@ -347,8 +347,10 @@ def run_tune(args: argparse.Namespace) -> int:
     variant = get_variant(args.arm)
     cuda = args.device.startswith("cuda")
     if cuda and args.memory_limit:
-        total = torch.cuda.get_device_properties(args.device).total_memory / 2**30
-        torch.cuda.set_per_process_memory_fraction(min(1.0, args.memory_limit / total), args.device)
+        index = torch.device(args.device).index
+        index = torch.cuda.current_device() if index is None else index
+        total = torch.cuda.get_device_properties(index).total_memory / 2**30
+        torch.cuda.set_per_process_memory_fraction(min(1.0, args.memory_limit / total), index)
     torch.manual_seed(0)
     stock, base_length = _stock_unet(args.model)
     table_size = max(128, frame_counts[-1])

@@ -1,0 +1,49 @@
+"""``python -m bench perf generate``: every arm timed beside stock, and SVD-XT's real VAE."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bench.__main__ import main
+from bench.perf_generate import vae_of
+from variants import list_variants
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_every_arm_prints_a_row_beside_stock(capsys):
+    code = main(["perf", "generate", "--frames", "8", "--steps", "1", "--decode-chunk", "4"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split()[:1] and line.split()[0] in list_variants()}
+    assert list(rows) == list_variants()
+    for fields in rows.values():
+        seconds, stock, ratio = float(fields[1]), float(fields[2]), float(fields[3].rstrip("x"))
+        assert math.isfinite(seconds) and seconds > 0 and stock > 0
+        assert ratio == pytest.approx(seconds / stock, rel=0.1)  # printed values are rounded
+        assert fields[4] == fields[5] == "n/a"  # no peak memory on CPU
+        decode, steps25, steps50 = float(fields[6]), float(fields[7]), float(fields[8])
+        assert decode > 0
+        assert steps25 == pytest.approx(25 * seconds + decode, abs=0.06)
+        assert steps50 == pytest.approx(50 * seconds + decode, abs=0.06)
+    assert out.splitlines()[-1].startswith("slowest arm ")
+
+
+def test_svd_xt_vae_is_svds_eight_times_downsampling_decoder():
+    """The benchmark's memory figure needs SVD-XT's 97.7 M-param VAE decoding 8x latents to
+    full size (the class's defaults are a one-level toy that leaves 64x64 latents at 64x64)."""
+    vae = vae_of("svd-xt")
+    assert sum(p.numel() for p in vae.parameters()) == pytest.approx(97.7e6, rel=0.01)
+    with torch.inference_mode():
+        frames = vae.decode(torch.randn(2, 4, 4, 4), num_frames=2).sample
+    assert frames.shape == (2, 3, 32, 32)
