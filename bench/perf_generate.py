@@ -124,7 +124,8 @@ def run_generate(args: argparse.Namespace) -> int:
         stock, vae = stock.to(dtype=dtype), vae.to(dtype=dtype)
     arms = list_variants() if args.arms == "all" else [a.strip() for a in args.arms.split(",")]
     print(
-        f"{args.model} UNet ({sum(p.numel() for p in stock.parameters()) / 1e6:.1f} M params), "
+        f"{args.model} UNet ({sum(p.numel() for p in stock.parameters()) / 1e6:.1f} M params, "
+        "random weights), "
         f"{args.frames} frames at {args.size}x{args.size}, CFG batch 2, {args.dtype}, "
         f"{args.device}; median of {args.steps} steps after 1 warm-up; VAE decode "
         f"{args.decode_chunk} frames at a time"

@@ -355,7 +355,8 @@ def run_tune(args: argparse.Namespace) -> int:
     stock, base_length = _stock_unet(args.model)
     table_size = max(128, frame_counts[-1])
     print(
-        f"{args.model} UNet ({sum(p.numel() for p in stock.parameters()) / 1e6:.1f} M params), "
+        f"{args.model} UNet ({sum(p.numel() for p in stock.parameters()) / 1e6:.1f} M params, "
+        "random weights), "
         f"arm {args.arm}, batch 1, {','.join(map(str, frame_counts))} frames at "
         f"{args.size}x{args.size}, {args.device}; median of {args.steps} steps after 1 warm-up"
     )
