@@ -38,6 +38,16 @@ def offline_caches(tmp_path_factory, monkeypatch):
     _isolate(monkeypatch, tmp_path_factory.mktemp("caches"))
 
 
+@pytest.fixture
+def one_thread():
+    """For tiny timed tensors: one thread is as fast, and immune to a busy machine's
+    oversubscription (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _isolate(patch, root) -> None:
     patch.setenv("EXSVD_OFFLINE", "1")
     patch.setenv("EXSVD_WEIGHTS_DIR", str(root / "weights"))

@@ -11,14 +11,7 @@ import torch
 from bench.__main__ import main
 from bench.perf_tune import SETTINGS, apply_setting, random_batch, train_step
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast, and immune to a busy machine's oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_arm():
