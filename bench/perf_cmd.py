@@ -52,7 +52,8 @@ def add_parser(commands) -> None:
     perf_tune.add_parser(targets)
 
 
-def _sync(device: str) -> None:
+def sync_device(device: str) -> None:
+    """Wait for the device's queued work (timers around GPU work need it)."""
     import torch
 
     if device.startswith("cuda"):
@@ -62,10 +63,10 @@ def _sync(device: str) -> None:
 def _best_time(fn, repeats: int, device: str) -> float:
     best = float("inf")
     for _ in range(repeats):
-        _sync(device)
+        sync_device(device)
         start = time.perf_counter()
         fn()
-        _sync(device)
+        sync_device(device)
         best = min(best, time.perf_counter() - start)
     return best
 

@@ -69,6 +69,8 @@ def _measure(unet, vae, args, dtype) -> tuple[float, float, float | None]:
     GiB (None on CPU). Only ``unet`` and ``vae`` are on the device while it runs."""
     import torch
 
+    from bench.perf_cmd import sync_device
+
     cuda = args.device.startswith("cuda")
     unet.to(args.device)
     latent = args.size // 8
@@ -81,10 +83,10 @@ def _measure(unet, vae, args, dtype) -> tuple[float, float, float | None]:
     times = []
     with torch.inference_mode():
         for step in range(args.steps + 1):
-            _sync(args.device)
+            sync_device(args.device)
             start = time.perf_counter()
             unet(sample, torch.tensor([10.0], device=args.device), context, time_ids)
-            _sync(args.device)
+            sync_device(args.device)
             if step:
                 times.append(time.perf_counter() - start)
         latents = sample[:1, :, :4].flatten(0, 1)
@@ -92,7 +94,7 @@ def _measure(unet, vae, args, dtype) -> tuple[float, float, float | None]:
         for i in range(0, args.frames, args.decode_chunk):
             chunk = latents[i : i + args.decode_chunk]
             vae.decode(chunk, num_frames=len(chunk))
-        _sync(args.device)
+        sync_device(args.device)
         decode = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     del sample, context, latents
@@ -100,13 +102,6 @@ def _measure(unet, vae, args, dtype) -> tuple[float, float, float | None]:
     if cuda:
         torch.cuda.empty_cache()
     return statistics.median(times), decode, peak
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def run_generate(args: argparse.Namespace) -> int:
