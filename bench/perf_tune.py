@@ -267,6 +267,8 @@ def _measure(unet, setting: Setting, frames: int, args) -> dict:
     fit. The peak covers weights, gradients, optimizer states and activations."""
     import torch
 
+    from bench.perf_cmd import sync_device
+
     cuda = args.device.startswith("cuda")
     optimizer = None
     try:
@@ -278,12 +280,10 @@ def _measure(unet, setting: Setting, frames: int, args) -> dict:
         generator = torch.Generator(args.device).manual_seed(1)
         times = []
         for step in range(args.steps + 1):
-            if cuda:
-                torch.cuda.synchronize()
+            sync_device(args.device)
             start = time.perf_counter()
             train_step(unet, optimizer, batch, setting, generator)
-            if cuda:
-                torch.cuda.synchronize()
+            sync_device(args.device)
             if step:
                 times.append(time.perf_counter() - start)
         result = {"oom": False, "seconds": statistics.median(times)}
