@@ -111,13 +111,14 @@ def run_generate(args: argparse.Namespace) -> int:
     from variants import get_variant, list_variants
 
     check_device(args.device)
+    names = list_variants() if args.arms == "all" else [a.strip() for a in args.arms.split(",")]
+    arms = {name: get_variant(name) for name in names}  # unknown names fail before any work
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
     stock, vae, base_length = _models(args.model)
     stock, vae = stock.eval(), vae.to(args.device).eval()
     if dtype != torch.float32:
         stock, vae = stock.to(dtype=dtype), vae.to(dtype=dtype)
-    arms = list_variants() if args.arms == "all" else [a.strip() for a in args.arms.split(",")]
     print(
         f"{args.model} UNet ({sum(p.numel() for p in stock.parameters()) / 1e6:.1f} M params, "
         "random weights), "
@@ -132,9 +133,9 @@ def run_generate(args: argparse.Namespace) -> int:
         f"{'stock GiB':>9s} {'decode s':>8s} {'25 steps s':>10s} {'50 steps s':>10s}"
     )
     worst_ratio, worst_peak = 0.0, 0.0
-    for name in arms:
+    for name, variant in arms.items():
         base_time, _, base_peak = _measure(stock, vae, args, dtype)  # measured beside each arm
-        unet = get_variant(name).build(
+        unet = variant.build(
             stock, base_length=base_length, table_size=max(128, args.frames)
         )
         seconds, decode, peak = _measure(unet.eval(), vae, args, dtype)

@@ -41,3 +41,10 @@ def test_svd_xt_vae_is_svds_eight_times_downsampling_decoder():
     with torch.inference_mode():
         frames = vae.decode(torch.randn(2, 4, 4, 4), num_frames=2).sample
     assert frames.shape == (2, 3, 32, 32)
+
+
+def test_an_unknown_arm_fails_before_any_timing(capsys):
+    assert main(["perf", "generate", "--arms", "exsvd,nope"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no header, no stock measurement
+    assert "nope: unknown arm; registered: svd" in captured.err
