@@ -16,8 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description=(
             "exsvd-bench: which parts of ExVideo's post-tuning of Stable Video Diffusion matter? "
-            "Evaluate videos on four metric families (flicker, smoothness, condition "
-            "consistency, quality), manage pretrained weights, time the metric pipeline."
+            "Run the ablation (post-tune, generate, evaluate, report), evaluate any videos on "
+            "four metric families (flicker, smoothness, condition consistency, quality), "
+            "manage pretrained weights, benchmark speed and memory."
         ),
         epilog="Run 'python -m bench COMMAND --help' for the options of each command.",
     )

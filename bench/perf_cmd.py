@@ -7,7 +7,10 @@ import math
 import time
 from functools import cached_property
 
-HELP = "time the metric pipeline against the per-pair, per-metric way peer suites work"
+HELP = (
+    "speed and memory benchmarks, side by side in one run: the metric pipeline, generation per "
+    "arm vs stock SVD, post-tuning steps per memory setting"
+)
 
 
 def add_parser(commands) -> None:
