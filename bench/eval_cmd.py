@@ -150,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
             inputs.extend(find_videos(path))
         except BenchError as err:
             problems.append(str(err))
+    if not inputs:  # nothing to score: say why before any weights are resolved
+        for line in problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
     if args.reference and Path(args.reference).is_file() and len(inputs) > 1:
         raise BenchError(
             args.reference,

@@ -199,6 +199,16 @@ def test_real_entry_point_help_and_exit_codes(tmp_path):
     assert "Traceback" not in missing.stderr and "missing.mp4: no such file" in missing.stderr
 
 
+def test_nothing_to_score_is_said_in_one_line_before_any_weights(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for paths, needle in (([tmp_path / "typo.mp4"], "typo.mp4: no such file"),
+                          ([empty], "no videos found")):
+        code = main(["eval", *map(str, paths)])  # default metrics: CLIP's weights unresolved
+        err = capsys.readouterr().err
+        assert code == 1 and err.count("\n") == 1 and needle in err, err
+
+
 def test_condition_and_reference_folders_are_matched_by_name(tmp_path, clip, capsys):
     videos, conditions, references = (tmp_path / d for d in ("videos", "cond", "ref"))
     for folder in (videos, conditions, references):
