@@ -149,9 +149,17 @@ def _tune(check: Checker, tune: TuneSettings, arms: list[str]) -> TuneSettings:
     check.require(0 <= tune.ema < 1, ("tune", "ema"), "ema must lie in [0, 1)", "0 = no EMA")
     check.choice(("tune", "mixed_precision"), tune.mixed_precision, ("no", "fp16", "bf16"))
     check.choice(("tune", "exsvd_weights"), tune.exsvd_weights, ("own", "released"))
+    data = check.folder_or(("tune", "data"), tune.data, "synthetic")
+    if data != "synthetic":  # listing only; unreadable or short videos are skipped when loaded
+        from metrics.video_io import find_videos
+
+        try:
+            find_videos(data)
+        except BenchError as err:
+            raise check.fail(("tune", "data"), f"{data}: {err.problem}", err.fix) from None
     tune = replace(
         tune,
-        data=check.folder_or(("tune", "data"), tune.data, "synthetic"),
+        data=data,
         released_weights=check.file_or_empty(("tune", "released_weights"), tune.released_weights),
     )
     check.require(

@@ -36,6 +36,8 @@ def now() -> str:
 def check_run_dir(run_dir: Path, config: RunConfig, *, resume: bool, force: bool) -> None:
     """Refuse a directory that holds another run (unless ``resume`` / ``force``) or other
     files."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise BenchError(run_dir, "is a file, not a run directory", "choose a folder for --out")
     path = run_dir / "run.json"
     if path.is_file():
         old = read_record(path)

@@ -37,6 +37,7 @@ def test_default_toml_is_the_built_in_default(model_dir):
 def test_the_svd_xt_config_is_complete_and_typed(tmp_path):
     folder = tmp_path / "videos"
     folder.mkdir()
+    (folder / "clip.mp4").touch()  # the check lists the folder, it does not decode
     sets = ["model.device=cpu", f"conditions.source={folder}", f"tune.data={folder}"]
     config = load_config(CONFIGS / "svd-xt-128.toml", sets)
     assert (config.model.base_length, config.model.extended_length, config.model.size) == (
@@ -120,6 +121,26 @@ def test_a_folder_of_something_else_is_refused(model_dir, tmp_path, capsys):
     (tmp_path / "run" / "notes.txt").write_text("mine")
     assert main(["run", "--out", str(tmp_path / "run")]) == 2
     assert "holds no run.json" in capsys.readouterr().err
+
+
+def test_a_file_as_the_run_directory_is_refused(model_dir, tmp_path, capsys):
+    (tmp_path / "run").write_text("mine")
+    assert main(["run", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run: is a file, not a run directory" in err, err
+
+
+def test_a_training_folder_without_videos_fails_before_the_run_starts(
+    model_dir, tmp_path, capsys
+):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.txt").write_text("no videos here")
+    code = main(["run", "--out", str(tmp_path / "run"), "--set", f"tune.data='{data}'"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: --set tune.data: ") and "data: no videos found" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_another_runs_directory_is_refused_unless_resumed(model_dir, tmp_path, capsys):
