@@ -140,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         if given and given != "first-frame" and not Path(given).exists():
             raise BenchError(given, f"{flag} path does not exist", "check the path")
 
+    condition = single_condition(args.condition)
     from metrics import Evaluator
     from metrics.video_io import find_videos
 
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {', '.join(names)} unavailable: {reason}", file=sys.stderr)
     rows, series = [], []
     try:
-        evaluate_all(evaluator, inputs, problems, args, rows, series)
+        evaluate_all(evaluator, inputs, problems, args, rows, series, condition)
     except KeyboardInterrupt:  # keep what was computed: write the videos finished so far
         print(f"interrupted after {len(rows)} of {len(inputs)} videos; writing those",
               file=sys.stderr)
@@ -209,15 +210,31 @@ def matching_file(folder: Path, video: Path, suffixes: tuple[str, ...], what: st
     )
 
 
-def paired_inputs(path: Path, args):
-    """The condition image and reference video for one input, per --condition/--reference."""
+def single_condition(given: str):
+    """The --condition image when one file is given for all videos (read once, up front, so a
+    wrong file is a setup error), else None."""
+    from metrics.video_io import read_video
+
+    if given == "first-frame" or Path(given).is_dir():
+        return None
+    try:
+        return read_video(given).frames[0]
+    except BenchError as err:
+        raise BenchError(
+            given,
+            f"--condition: {err.problem}",
+            "give a .png or .jpg image, a folder of them named like the videos, or first-frame",
+        ) from None
+
+
+def paired_inputs(path: Path, args, condition=None):
+    """The condition image and reference video for one input, per --condition/--reference
+    (``condition``: the single --condition image, already read)."""
     from metrics.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_video
 
-    condition = reference = None
-    if args.condition != "first-frame":
-        source = Path(args.condition)
-        if source.is_dir():
-            source = matching_file(source, path, IMAGE_SUFFIXES, "condition image")
+    reference = None
+    if condition is None and args.condition != "first-frame":
+        source = matching_file(Path(args.condition), path, IMAGE_SUFFIXES, "condition image")
         condition = read_video(source).frames[0]
     if args.reference:
         source = Path(args.reference)
@@ -227,7 +244,7 @@ def paired_inputs(path: Path, args):
     return condition, reference
 
 
-def evaluate_all(evaluator, inputs, problems, args, rows, series) -> None:
+def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None) -> None:
     """Evaluate each input into ``rows`` / ``series`` (filled as it goes, so an interruption
     keeps the finished videos); a bad video becomes a reported problem, the others still run."""
     from tqdm import tqdm
@@ -236,9 +253,9 @@ def evaluate_all(evaluator, inputs, problems, args, rows, series) -> None:
 
     for path in tqdm(inputs, desc="eval", unit="video", file=sys.stderr, disable=None):
         try:
-            condition, reference = paired_inputs(path, args)
+            image, reference = paired_inputs(path, args, condition)
             result = evaluator(
-                read_video(path), condition=condition, reference=reference, prompt=args.prompt
+                read_video(path), condition=image, reference=reference, prompt=args.prompt
             )
         except BenchError as err:
             problems.append(str(err))

@@ -209,6 +209,36 @@ def test_nothing_to_score_is_said_in_one_line_before_any_weights(tmp_path, capsy
         assert code == 1 and err.count("\n") == 1 and needle in err, err
 
 
+def test_a_condition_file_that_is_no_image_fails_once_before_compute(tmp_path, clip, capsys):
+    for name in ("a.npy", "b.npy"):
+        np.save(tmp_path / name, clip)
+    notes = tmp_path / "cond.txt"
+    notes.write_text("not an image")
+    code = main(["eval", "--flow", "dis", "--condition", str(notes),
+                 str(tmp_path / "a.npy"), str(tmp_path / "b.npy")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "cond.txt: --condition: unsupported" in err and ".png or .jpg" in err
+
+
+def test_one_condition_image_serves_every_video(tmp_path, clip, capsys):
+    np.save(tmp_path / "a.npy", clip)
+    np.save(tmp_path / "b.npy", clip[::-1])  # its own first frame is not the image
+    Image.fromarray(clip[0]).save(tmp_path / "cond.png")
+    scores = {}
+    for condition in ("first-frame", tmp_path / "cond.png"):
+        out = tmp_path / "t.csv"
+        args = ["--condition", condition, "--metrics", "ssim_condition", "--out", out]
+        code, _, err = run_cli(capsys, tmp_path / "a.npy", tmp_path / "b.npy", *args)
+        assert code == 0, err
+        scores[str(condition)] = pd.read_csv(out).ssim_condition.tolist()
+    given, own = scores[str(tmp_path / "cond.png")], scores["first-frame"]
+    # the mean over frames is order-free: b against clip[0] scores as a does, not as against
+    # its own first frame (clip[-1])
+    assert given[0] == pytest.approx(own[0]) and given[1] == pytest.approx(given[0]), scores
+    assert abs(own[1] - own[0]) > 1e-3, scores
+
+
 def test_condition_and_reference_folders_are_matched_by_name(tmp_path, clip, capsys):
     videos, conditions, references = (tmp_path / d for d in ("videos", "cond", "ref"))
     for folder in (videos, conditions, references):
