@@ -67,12 +67,40 @@ def test_vae_training_holds_the_posterior_log_variance():
     assert posterior.mean.std() > 0.01  # the means still depend on the image
 
 
-def test_pretrain_rejects_a_vae_window_longer_than_the_clip(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--vae-frames", "9"], "vae_frames=9, frames=8"),
+        (["--size", "60"], "size must be a multiple of 16"),
+        (["--unet-steps", "0"], "unet_steps must be >= 1"),
+        (["--unet-lr", "0"], "learning rates must be > 0"),
+        (["--out", "FILE"], "is a file; give a folder"),
+    ],
+)
+def test_pretrain_refuses_bad_settings_before_any_work(argv, needle, tmp_path, capsys):
+    (tmp_path / "FILE").write_text("mine")
+    argv = [str(tmp_path / "FILE") if arg == "FILE" else arg for arg in argv]
     with pytest.raises(SystemExit) as exit_info:
-        main(["pretrain", "--out", str(tmp_path / "tiny"), "--vae-frames", "9"])
-    assert exit_info.value.code == 2
-    assert "vae_frames=9, frames=8" in capsys.readouterr().err
-    assert not (tmp_path / "tiny").exists()
+        main(["pretrain", "--out", str(tmp_path / "tiny"), *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and needle in err, err
+    assert not (tmp_path / "tiny").exists() and (tmp_path / "FILE").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--clips", "0"], "--clips: must be >= 1, got 0"),
+        (["--frames", "2"], "--frames: must be >= 3"),
+        (["--model", "MISSING"], "no pipeline folder (model_index.json)"),
+    ],
+)
+def test_evaluate_refuses_bad_settings(argv, needle, tmp_path, capsys):
+    argv = [str(tmp_path) if arg == "MISSING" else arg for arg in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and needle in err, err
 
 
 @pytest.mark.parametrize("value", ["0", "1,x"])

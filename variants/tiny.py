@@ -135,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     check.add_argument("--model", default=str(SHIPPED),
                        help="pipeline folder, or 'untrained' for a random-init embedded model")
-    check.add_argument("--clips", type=int, default=8, help="held-out clips (kinds in turn)")
-    check.add_argument("--frames", type=int, default=8)
-    check.add_argument("--steps", type=int, default=25, help="sampling steps")
+    check.add_argument("--clips", type=_at_least(1), default=8,
+                       help="held-out clips (kinds in turn)")
+    check.add_argument("--frames", type=_at_least(3), default=8)
+    check.add_argument("--steps", type=_at_least(1), default=25, help="sampling steps")
     check.add_argument(
         "--from-sigmas", type=_sigmas, default=[], metavar="S1,S2,...",
         help="also sample from each clip's own latents noised to these sigmas (SDEdit) and "
@@ -151,11 +152,16 @@ def main(argv: list[str] | None = None) -> int:
             )
         except ValueError as error:
             parser.error(str(error))
+        if args.out.exists() and not args.out.is_dir():
+            parser.error(f"--out {args.out}: is a file; give a folder for the pipeline")
         print(f"wrote {pretrain(args.out, config)}")
         return 0
     from variants.tiny_data import held_out_set
     from variants.tiny_eval import evaluate_tiny, motion_from_noise
 
+    if args.model != "untrained" and not (Path(args.model) / "model_index.json").is_file():
+        parser.error(f"--model {args.model}: no pipeline folder (model_index.json) there; give "
+                     "one that 'pretrain' wrote, or 'untrained'")
     if args.model == "untrained":
         pipe = tiny_pipeline(unet=EMBEDDED_UNET, vae=EMBEDDED_VAE,
                              image_encoder=EMBEDDED_IMAGE_ENCODER)
@@ -168,6 +174,21 @@ def main(argv: list[str] | None = None) -> int:
                                                  steps=args.steps)
     print(json.dumps(report, indent=1))
     return 0
+
+
+def _at_least(low: int):
+    """argparse type: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
 
 
 def _sigmas(text: str) -> list[float]:

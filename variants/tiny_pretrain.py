@@ -47,11 +47,18 @@ class PretrainConfig:
     ema: float = 0.995  # short run: the EMA must forget the random init
 
     def __post_init__(self):
-        if not 1 <= self.vae_frames <= self.frames or self.vae_batch < 1:
-            raise ValueError(
-                f"need 1 <= vae_frames <= frames and vae_batch >= 1, got vae_frames="
-                f"{self.vae_frames}, frames={self.frames}, vae_batch={self.vae_batch}"
-            )
+        counts = ("frames", "train_clips", "vae_steps", "vae_batch", "unet_steps", "unet_batch")
+        for name in counts:
+            if getattr(self, name) < (2 if name == "frames" else 1):
+                raise ValueError(f"{name} must be >= {2 if name == 'frames' else 1}, "
+                                 f"got {getattr(self, name)}")
+        if not 1 <= self.vae_frames <= self.frames:
+            raise ValueError(f"need 1 <= vae_frames <= frames, got vae_frames="
+                             f"{self.vae_frames}, frames={self.frames}")
+        if self.size < 32 or self.size % 16:  # 8x VAE, then the UNet halves the latents once
+            raise ValueError(f"size must be a multiple of 16 and >= 32, got {self.size}")
+        if min(self.vae_lr, self.unet_lr) <= 0 or not 0 <= self.ema < 1:
+            raise ValueError("learning rates must be > 0 and ema in [0, 1)")
 
 
 def fix_posterior(vae, logvar: float) -> None:
