@@ -24,6 +24,12 @@ def check_table_path(path: str | None) -> Path | None:
     return out
 
 
+def check_at_least(flag: str, value: float, low: float) -> None:
+    """A numeric option below its minimum is a setup error, raised before any work."""
+    if value < low:
+        raise BenchError(flag, f"must be >= {low}, got {value}", f"use {low} or more")
+
+
 def check_device(device: str) -> str:
     import torch
 

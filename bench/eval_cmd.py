@@ -128,13 +128,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.paths:
         raise BenchError("eval", "no PATH given", "name video files or folders to score")
-    from bench.common import check_device, check_table_path
+    from bench.common import check_at_least, check_device, check_table_path
 
     out = check_table_path(args.out)
     series_out = check_table_path(args.series_out)
     set_out = check_table_path(args.set_out)
-    if args.batch_size < 1:
-        raise BenchError("--batch-size", f"must be >= 1, got {args.batch_size}")
+    check_at_least("--batch-size", args.batch_size, 1)
     check_device(args.device)
     for flag, given in (("--condition", args.condition), ("--reference", args.reference)):
         if given and given != "first-frame" and not Path(given).exists():
@@ -190,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     report(rows, series, evaluator, out, series_out)
     report_set(evaluator, set_out)
-    for line in problems:
+    for line in dict.fromkeys(problems):  # one line per problem, not per metric it stopped
         print(f"error: {line}", file=sys.stderr)
     if not rows:
         print("error: no video could be evaluated", file=sys.stderr)

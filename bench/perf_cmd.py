@@ -123,12 +123,16 @@ def per_metric_way(evaluator, video, reference) -> dict[str, float]:
 
 
 def run_metrics(args: argparse.Namespace) -> int:
-    from bench.common import check_device
+    from bench.common import check_at_least, check_device
     from metrics import Evaluator, Video
     from metrics.distortions import noise
     from metrics.synthetic import make_set
 
     check_device(args.device)
+    for flag, value, low in (("--videos", args.videos, 1), ("--frames", args.frames, 2),
+                             ("--size", args.size, 16), ("--batch-size", args.batch_size, 1),
+                             ("--repeats", args.repeats, 1)):
+        check_at_least(flag, value, low)
     clips = make_set(args.videos, frames=args.frames, size=(args.size, args.size))
     videos = [
         Video(noise(c.frames, 6, seed=i), None, f"synthetic-{c.kind}-{i}")

@@ -44,15 +44,34 @@ def add_parser(targets) -> None:
     parser.set_defaults(run=run_generate)
 
 
-def _models(kind: str):
-    """The stock UNet, the temporal VAE and the base length L of ``kind``."""
+def stock_unet(kind: str):
+    """A random-weight stock UNet of ``kind`` and its base length L."""
     from diffusers import UNetSpatioTemporalConditionModel
 
     from variants.tiny import TINY_UNET
 
     if kind == "svd-xt":  # the UNet constructor's defaults are SVD-XT's UNet configuration
-        return UNetSpatioTemporalConditionModel(), vae_of(kind), 25
-    return UNetSpatioTemporalConditionModel(**TINY_UNET), vae_of(kind), 8
+        return UNetSpatioTemporalConditionModel(), 25
+    return UNetSpatioTemporalConditionModel(**TINY_UNET), 8
+
+
+def check_size(kind: str, size: int) -> None:
+    """--size must survive the VAE's 8x and each UNet level's halving, leaving >= 2 latents at
+    the deepest level (the identity convolution's reflect padding needs two)."""
+    import inspect
+
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    from metrics.errors import BenchError
+    from variants.tiny import TINY_UNET
+
+    defaults = inspect.signature(UNetSpatioTemporalConditionModel).parameters
+    channels = defaults["block_out_channels"].default  # SVD-XT's, as in stock_unet
+    levels = len(channels if kind == "svd-xt" else TINY_UNET["block_out_channels"])
+    factor = 8 * 2 ** (levels - 1)
+    if size % factor or size < 2 * factor:
+        raise BenchError(f"--size {size}", f"must be a multiple of {factor} and >= {2 * factor} "
+                         f"for the {kind} UNet", f"e.g. --size {max(2, size // factor) * factor}")
 
 
 def vae_of(kind: str):
@@ -107,15 +126,20 @@ def _measure(unet, vae, args, dtype) -> tuple[float, float, float | None]:
 def run_generate(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.common import check_device
+    from bench.common import check_at_least, check_device
     from variants import get_variant, list_variants
 
     check_device(args.device)
+    check_size(args.model, args.size)
+    for flag, value in (("--frames", args.frames), ("--steps", args.steps),
+                        ("--decode-chunk", args.decode_chunk)):
+        check_at_least(flag, value, 1)
     names = list_variants() if args.arms == "all" else [a.strip() for a in args.arms.split(",")]
     arms = {name: get_variant(name) for name in names}  # unknown names fail before any work
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
-    stock, vae, base_length = _models(args.model)
+    stock, base_length = stock_unet(args.model)
+    vae = vae_of(args.model)
     stock, vae = stock.eval(), vae.to(args.device).eval()
     if dtype != torch.float32:
         stock, vae = stock.to(dtype=dtype), vae.to(dtype=dtype)

@@ -142,16 +142,6 @@ def add_parser(targets) -> None:
     parser.set_defaults(run=run_tune)
 
 
-def _stock_unet(kind: str):
-    from diffusers import UNetSpatioTemporalConditionModel
-
-    from variants.tiny import TINY_UNET
-
-    if kind == "svd-xt":  # the stock constructor's defaults are SVD-XT's configuration
-        return UNetSpatioTemporalConditionModel(), 25
-    return UNetSpatioTemporalConditionModel(**TINY_UNET), 8
-
-
 def _checkpoint_whole(module) -> None:
     """Checkpoint ``module`` as one unit: only its inputs are kept, its inside is recomputed.
 
@@ -333,17 +323,15 @@ def _parse_frames(text: str) -> list[int]:
 def run_tune(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.common import check_device
-    from metrics.errors import BenchError
+    from bench.common import check_at_least, check_device
+    from bench.perf_generate import check_size, stock_unet
     from variants import get_variant
     from variants.unet import set_trainable
 
     check_device(args.device)
     settings, frame_counts = _parse_settings(args.settings), _parse_frames(args.frames)
-    if args.size % 8 or args.size < 8:
-        raise BenchError(args.size, "is not a multiple of 8 pixels", "e.g. --size 512")
-    if args.steps < 1:
-        raise BenchError(args.steps, "timed steps must be at least 1", "e.g. --steps 3")
+    check_size(args.model, args.size)
+    check_at_least("--steps", args.steps, 1)
     variant = get_variant(args.arm)
     cuda = args.device.startswith("cuda")
     if cuda and args.memory_limit:
@@ -352,7 +340,7 @@ def run_tune(args: argparse.Namespace) -> int:
         total = torch.cuda.get_device_properties(index).total_memory / 2**30
         torch.cuda.set_per_process_memory_fraction(min(1.0, args.memory_limit / total), index)
     torch.manual_seed(0)
-    stock, base_length = _stock_unet(args.model)
+    stock, base_length = stock_unet(args.model)
     table_size = max(128, frame_counts[-1])
     print(
         f"{args.model} UNet ({sum(p.numel() for p in stock.parameters()) / 1e6:.1f} M params, "

@@ -85,6 +85,8 @@ class ClipEncoder:
 class Lpips:
     """The ``lpips`` package's LPIPS v0.1 (its shipped linear heads) on a resolved backbone."""
 
+    min_side = 32  # AlexNet's and VGG's poolings leave nothing of smaller frames
+
     def __init__(
         self,
         device: torch.device,

@@ -28,6 +28,7 @@ class MetricInfo:
     description: str
     series_axis: str | None = None  # "pair", "triple" or "frame": what one series entry covers
     min_frames: int = 1
+    min_side: int = 1  # pixels, the shorter frame side (SSIM's window, LPIPS's pooling)
     needs_flow: bool = False
     needs_reference: bool = False
     needs_condition: bool = False
@@ -97,6 +98,14 @@ class VideoContext:
     def flows(self) -> FlowField:
         if self.flow_backend is None:
             raise RuntimeError("this context was built without a flow backend")
+        height, width = self.frames.shape[-2:]
+        if max(height, width) < self.flow_backend.min_long_side:
+            raise MetricInputError(
+                self.video.source,
+                f"{height}x{width} frames are too small for {self.flow_backend.name} optical "
+                f"flow (it needs {self.flow_backend.min_long_side} px on the longer side)",
+                "upscale the video, or leave the flow metrics out with --metrics",
+            )
         return compute_flows(self.frames, self.flow_backend, self.flow_batch_size)
 
 
@@ -131,6 +140,14 @@ class Metric:
                 ctx.video.source,
                 f"{self.info.name} needs at least {self.info.min_frames} frames, got {frames}",
                 "pass a longer video or leave this metric out with --metrics",
+            )
+        height, width = ctx.video.height, ctx.video.width
+        if min(height, width) < self.info.min_side:
+            raise MetricInputError(
+                ctx.video.source,
+                f"{self.info.name} needs frames of at least {self.info.min_side} px a side, "
+                f"got {height}x{width}",
+                "upscale the video or leave this metric out with --metrics",
             )
         return self._score(ctx)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from metrics.backbones import Lpips
 from metrics.base import Metric, MetricInfo, MetricResult, VideoContext, register, series_result
 from metrics.base import slope_result as _slope
 from metrics.functional import consistency, quality
@@ -144,6 +145,7 @@ class SsimCondition(Metric):
         (-1.0, 1.0),
         "SSIM",
         "SSIM of each frame to the condition image, mean (weight-free)",
+        min_side=quality.SSIM_MIN_SIDE,
     )
 
     def _score(self, ctx):
@@ -159,6 +161,7 @@ class SsimConditionSlope(Metric):
         "SSIM per video length",
         "drift of SSIM to the condition over normalised time (weight-free)",
         min_frames=2,
+        min_side=quality.SSIM_MIN_SIDE,
     )
 
     def _score(self, ctx):
@@ -174,6 +177,7 @@ class LpipsCondition(Metric):
         "LPIPS distance",
         "LPIPS of each frame to the condition image, mean",
         backbone="lpips",
+        min_side=Lpips.min_side,
     )
 
     def _score(self, ctx):
@@ -190,6 +194,7 @@ class LpipsConditionSlope(Metric):
         "drift of LPIPS to the condition over normalised time (growth > 0)",
         backbone="lpips",
         min_frames=2,
+        min_side=Lpips.min_side,
     )
 
     def _score(self, ctx):

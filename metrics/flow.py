@@ -41,6 +41,7 @@ class DISFlow:
 
     name = "dis"
     weights = "none (weight-free)"
+    min_long_side = 12  # OpenCV's DIS refuses frames whose width and height are both smaller
 
     def __init__(self, preset: int | None = None, threads: int | None = None):
         import cv2
@@ -71,6 +72,8 @@ def _to_grey_uint8(frames: torch.Tensor) -> np.ndarray:
 
 class RAFTFlow:
     """torchvision RAFT: inputs in [-1, 1], upsampled below 128 px, padded to multiples of 8."""
+
+    min_long_side = 1  # small frames are upsampled
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from metrics.backbones import Lpips
 from metrics.base import Metric, MetricInfo, MetricResult, VideoContext, register, series_result
 from metrics.base import slope_result as _slope
 from metrics.consistency import clip_frames
@@ -54,6 +55,7 @@ class Ssim(Metric):
         (-1.0, 1.0),
         "SSIM (piq, 11x11 Gaussian)",
         "SSIM of each frame against the reference frame",
+        min_side=quality.SSIM_MIN_SIDE,
     )
 
     def _score(self, ctx):
@@ -69,6 +71,7 @@ class Lpips(Metric):
         "LPIPS distance",
         "LPIPS of each frame against the reference frame",
         backbone="lpips",
+        min_side=Lpips.min_side,
     )
 
     def _score(self, ctx):

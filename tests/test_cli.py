@@ -126,6 +126,10 @@ BAD_INPUTS = {
         ],
         "transpose",
     ),
+    "frames too small": (
+        lambda tmp, clip: (np.save(tmp / "tiny.npy", clip[:, :8, :8]), tmp / "tiny.npy")[1],
+        "8x8 frames are too small for dis optical flow",
+    ),
     "unsupported file type": (
         lambda tmp, clip: ((tmp / "notes.txt").write_text("hi"), tmp / "notes.txt")[1],
         "unsupported",

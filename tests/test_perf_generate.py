@@ -48,3 +48,21 @@ def test_an_unknown_arm_fails_before_any_timing(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""  # no header, no stock measurement
     assert "nope: unknown arm; registered: svd" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["generate", "--size", "40"], "--size 40: must be a multiple of 16 and >= 32"),
+        (["generate", "--model", "svd-xt", "--size", "64"], "multiple of 64 and >= 128"),
+        (["generate", "--frames", "0"], "--frames: must be >= 1, got 0"),
+        (["tune", "--size", "8"], "--size 8: must be a multiple of 16"),
+        (["tune", "--steps", "0"], "--steps: must be >= 1"),
+        (["metrics", "--size", "8"], "--size: must be >= 16"),
+        (["metrics", "--videos", "0"], "--videos: must be >= 1"),
+    ],
+)
+def test_bad_perf_options_are_one_line_before_any_work(argv, needle, capsys):
+    assert main(["perf", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and needle in captured.err

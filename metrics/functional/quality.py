@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 _LUMA = (0.299, 0.587, 0.114)
+SSIM_MIN_SIDE = 11  # piq's Gaussian window
 
 
 def psnr(frames: torch.Tensor, reference: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
