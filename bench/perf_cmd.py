@@ -130,7 +130,7 @@ def run_metrics(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     for flag, value, low in (("--videos", args.videos, 1), ("--frames", args.frames, 2),
-                             ("--size", args.size, 16), ("--batch-size", args.batch_size, 1),
+                             ("--size", args.size, 32), ("--batch-size", args.batch_size, 1),
                              ("--repeats", args.repeats, 1)):
         check_at_least(flag, value, low)
     clips = make_set(args.videos, frames=args.frames, size=(args.size, args.size))

@@ -58,7 +58,7 @@ def test_an_unknown_arm_fails_before_any_timing(capsys):
         (["generate", "--frames", "0"], "--frames: must be >= 1, got 0"),
         (["tune", "--size", "8"], "--size 8: must be a multiple of 16"),
         (["tune", "--steps", "0"], "--steps: must be >= 1"),
-        (["metrics", "--size", "8"], "--size: must be >= 16"),
+        (["metrics", "--size", "16"], "--size: must be >= 32"),
         (["metrics", "--videos", "0"], "--videos: must be >= 1"),
     ],
 )
