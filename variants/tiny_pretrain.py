@@ -47,11 +47,11 @@ class PretrainConfig:
     ema: float = 0.995  # short run: the EMA must forget the random init
 
     def __post_init__(self):
-        counts = ("frames", "train_clips", "vae_steps", "vae_batch", "unet_steps", "unet_batch")
-        for name in counts:
-            if getattr(self, name) < (2 if name == "frames" else 1):
-                raise ValueError(f"{name} must be >= {2 if name == 'frames' else 1}, "
-                                 f"got {getattr(self, name)}")
+        lows = {"frames": 2, "train_clips": 1, "vae_steps": 1, "vae_batch": 1, "unet_steps": 1,
+                "unet_batch": 1}
+        for name, low in lows.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if not 1 <= self.vae_frames <= self.frames:
             raise ValueError(f"need 1 <= vae_frames <= frames, got vae_frames="
                              f"{self.vae_frames}, frames={self.frames}")
