@@ -19,7 +19,7 @@ from variants.generate import (
     with_unet,
 )
 from variants.tiny import tiny_pipeline
-from variants.tiny_eval import noised_start, reconstruct
+from variants.tiny_eval import encode_mode, noised_start, reconstruct
 
 BASE = 8
 LONG = GenerationConfig(frames=BASE + 4, height=64, width=64, steps=3, decode_chunk=4)
@@ -74,7 +74,8 @@ def test_sampling_from_noised_latents_of_a_clip(base):
         return 10 * np.log10(255**2 / np.mean((video - recon) ** 2))
 
     def from_sigma(sigma):
-        start = noised_start(base, clip, sigma, config.steps, torch.Generator().manual_seed(0))
+        modes = encode_mode(base.vae, clip)
+        start = noised_start(base, modes, sigma, config.steps, torch.Generator().manual_seed(0))
         return generate(pipe, clip[0], 0, config, start=start)
 
     assert psnr_to_recon(from_sigma(0.01)) > 30  # measured 34.1 dB

@@ -27,22 +27,27 @@ def encode_mode(vae, clip: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reconstruct(vae, clip: np.ndarray) -> np.ndarray:
-    """uint8 clip [T, H, W, 3] through the VAE (posterior mode, temporal decoding of the clip)."""
-    latents = encode_mode(vae, clip)
-    decoded = vae.decode(latents, num_frames=len(clip)).sample.float().clamp(-1, 1)
+def decode_clip(vae, latents: torch.Tensor) -> np.ndarray:
+    """uint8 clip [T, H, W, 3] from unscaled latents [T, C, h, w] (temporal decoding)."""
+    decoded = vae.decode(latents, num_frames=len(latents)).sample.float().clamp(-1, 1)
     return ((decoded + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
+def reconstruct(vae, clip: np.ndarray) -> np.ndarray:
+    """uint8 clip [T, H, W, 3] through the VAE (posterior mode, temporal decoding of the clip)."""
+    return decode_clip(vae, encode_mode(vae, clip))
+
+
 @torch.no_grad()
-def noised_start(pipe, clip: np.ndarray, sigma: float, steps: int,
+def noised_start(pipe, modes: torch.Tensor, sigma: float, steps: int,
                  generator: torch.Generator) -> tuple[torch.Tensor, list[float]]:
-    """``generate``'s ``start`` for SDEdit: the clip's scaled VAE latents (posterior mode) plus
-    noise at the first sigma <= ``sigma`` of the ``steps``-step schedule, and the rest of it."""
+    """``generate``'s ``start`` for SDEdit: a clip's posterior modes [T, C, h, w] (``encode_mode``)
+    scaled, plus noise at the first sigma <= ``sigma`` of the ``steps``-step schedule, and the
+    rest of it."""
     pipe.scheduler.set_timesteps(steps)
     schedule = pipe.scheduler.sigmas.tolist()
     sigmas = [value for value in schedule if value <= sigma]
-    latents = encode_mode(pipe.vae, clip)[None] * pipe.vae.config.scaling_factor
+    latents = modes[None] * pipe.vae.config.scaling_factor
     noise = torch.randn(latents.shape, generator=generator, dtype=latents.dtype)
     return latents + sigmas[0] * noise.to(latents.device), sigmas
 
@@ -103,13 +108,14 @@ def motion_from_noise(pipe, clips: np.ndarray, kinds: list[str], sigmas: list[fl
     deciding the motion; one that loses it from small sigmas too cannot render it."""
     config, runner = sampler(pipe, clips, steps)
     backend = DISFlow()
-    data = [motion(reconstruct(pipe.vae, clip), backend) for clip in clips]
+    modes = [encode_mode(pipe.vae, clip) for clip in clips]  # once per clip, for every sigma
+    data = [motion(decode_clip(pipe.vae, clip_modes), backend) for clip_modes in modes]
     report = {}
     for sigma in sigmas:
         moved = []
         for index, clip in enumerate(clips):
             generator = torch.Generator().manual_seed(seed + index)
-            start = noised_start(pipe, clip, sigma, steps, generator)
+            start = noised_start(pipe, modes[index], sigma, steps, generator)
             moved.append(motion(generate(runner, clip[0], seed + index, config, start=start),
                                 backend))
         pans = [row for row, kind in zip(moved, kinds, strict=True) if kind == "pan"]
