@@ -269,7 +269,7 @@ def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None
                 "width": result.width,
                 "fps": result.fps,
                 **result.scalars,
-                "error": "; ".join(f"{k}: {v}" for k, v in result.errors.items()),
+                "error": "; ".join(dict.fromkeys(result.errors.values())),  # NaN says which
                 "unavailable": "; ".join(f"{k}: {v}" for k, v in result.unavailable.items()),
                 "notes": "; ".join(result.notes),
                 "condition": args.condition,

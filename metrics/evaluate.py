@@ -174,6 +174,7 @@ class Evaluator:
             provenance=dict(self.provenance),
         )
         condition, reference, problem = self._prepare(video, condition, reference, result)
+        too_short = self._too_short(video)
         ctx = VideoContext(
             video,
             self.device,
@@ -192,6 +193,8 @@ class Evaluator:
             try:
                 if problem and metric.info.needs_reference:
                     raise problem
+                if name in too_short:
+                    raise too_short[name]
                 score = metric.score(ctx)
             except MetricInputError as err:
                 result.scalars[name] = math.nan
@@ -212,6 +215,26 @@ class Evaluator:
             if metric.info.set_level and name not in self.unavailable:
                 results.update(metric.compute_set())
         return results
+
+    def _too_short(self, video: Video) -> dict[str, MetricInputError]:
+        """One error, shared by every metric that needs more frames than ``video`` has, so a
+        short video is one line, not one per metric."""
+        frames = video.num_frames
+        needs: dict[int, list[str]] = {}
+        for name, metric in self.metrics.items():
+            if name not in self.unavailable and frames < metric.info.min_frames:
+                needs.setdefault(metric.info.min_frames, []).append(name)
+        if not needs:
+            return {}
+        groups = "; ".join(
+            f"{', '.join(names)} need {count}+" for count, names in sorted(needs.items())
+        )
+        error = MetricInputError(
+            video.source,
+            f"{frames} frame{'' if frames == 1 else 's'}, too few for some metrics ({groups})",
+            "pass a longer video or leave these metrics out with --metrics",
+        )
+        return {name: error for names in needs.values() for name in names}
 
     def _prepare(self, video: Video, condition, reference, result):
         """Fit condition and reference to the video's frame size (or say why not)."""

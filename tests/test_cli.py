@@ -92,11 +92,11 @@ BAD_INPUTS = {
     ),
     "one frame": (
         lambda tmp, clip: (np.save(tmp / "one.npy", clip[:1]), tmp / "one.npy")[1],
-        "needs at least 2 frames, got 1",
+        "1 frame, too few for some metrics (warping_error",
     ),
     "two frames, triple metrics": (
         lambda tmp, clip: (np.save(tmp / "two.npy", clip[:2]), tmp / "two.npy")[1],
-        "needs at least 3 frames, got 2",
+        "2 frames, too few for some metrics (flow_acceleration, interpolation_score",
     ),
     "different sizes": (lambda tmp, clip: frames_of_different_sizes(tmp), "frame_2.png"),
     "transparent RGBA": (
@@ -155,6 +155,19 @@ def test_bad_input_is_one_line_and_nonzero_exit_while_others_still_run(
     table = pd.read_csv(out)
     good_row = table[table.video.str.endswith("good.npy")].iloc[0]
     assert np.isfinite(good_row["warping_error"]) and np.isfinite(good_row["flow_acceleration"])
+
+
+def test_a_short_video_is_one_error_line_naming_every_metric_it_stops(tmp_path, clip, capsys):
+    np.save(tmp_path / "one.npy", clip[:1])
+    out = tmp_path / "out.csv"
+    code, _, err = run_cli(capsys, tmp_path / "one.npy", "--out", out)
+    assert code == 1
+    (line,) = error_lines(err)
+    assert "need 2+" in line and "motion_slowdown need 4+" in line, line
+    row = pd.read_csv(out).iloc[0]
+    stopped = [c for c in ("warping_error", "flow_acceleration", "motion_slowdown") if c in row]
+    assert stopped and all(np.isnan(row[c]) for c in stopped)
+    assert f"{tmp_path / 'one.npy'}: 1 frame" in row["error"] and row["error"].count("1 frame") == 1
 
 
 def test_grey_input_is_converted_and_said_so(tmp_path, clip, capsys):
