@@ -227,7 +227,8 @@ class Evaluator:
         if not needs:
             return {}
         groups = "; ".join(
-            f"{', '.join(names)} need {count}+" for count, names in sorted(needs.items())
+            f"{', '.join(names)} need{'s' if len(names) == 1 else ''} {count}+"
+            for count, names in sorted(needs.items())
         )
         error = MetricInputError(
             video.source,

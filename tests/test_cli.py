@@ -163,7 +163,7 @@ def test_a_short_video_is_one_error_line_naming_every_metric_it_stops(tmp_path, 
     code, _, err = run_cli(capsys, tmp_path / "one.npy", "--out", out)
     assert code == 1
     (line,) = error_lines(err)
-    assert "need 2+" in line and "motion_slowdown need 4+" in line, line
+    assert "need 2+" in line and "motion_slowdown needs 4+" in line, line
     row = pd.read_csv(out).iloc[0]
     stopped = [c for c in ("warping_error", "flow_acceleration", "motion_slowdown") if c in row]
     assert stopped and all(np.isnan(row[c]) for c in stopped)
