@@ -187,6 +187,11 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         report(rows, series, evaluator, out, series_out)
         return 130
+    except Exception:  # a bug, not bad input: keep the finished videos, then show the traceback
+        print(f"unexpected failure after {len(rows)} of {len(inputs)} videos; writing those",
+              file=sys.stderr)
+        report(rows, series, evaluator, out, series_out)
+        raise
     report(rows, series, evaluator, out, series_out)
     report_set(evaluator, set_out)
     for line in dict.fromkeys(problems):  # one line per problem, not per metric it stopped

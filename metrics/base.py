@@ -99,11 +99,12 @@ class VideoContext:
         if self.flow_backend is None:
             raise RuntimeError("this context was built without a flow backend")
         height, width = self.frames.shape[-2:]
-        if max(height, width) < self.flow_backend.min_long_side:
+        short, long = self.flow_backend.min_sides
+        if min(height, width) < short or max(height, width) < long:
             raise MetricInputError(
                 self.video.source,
                 f"{height}x{width} frames are too small for {self.flow_backend.name} optical "
-                f"flow (it needs {self.flow_backend.min_long_side} px on the longer side)",
+                f"flow (it needs {short} px on the shorter side and {long} on the longer)",
                 "upscale the video, or leave the flow metrics out with --metrics",
             )
         return compute_flows(self.frames, self.flow_backend, self.flow_batch_size)

@@ -41,7 +41,7 @@ class DISFlow:
 
     name = "dis"
     weights = "none (weight-free)"
-    min_long_side = 12  # OpenCV's DIS refuses frames whose width and height are both smaller
+    min_sides = (8, 12)  # (shorter, longer) side: OpenCV's DIS refuses anything smaller
 
     def __init__(self, preset: int | None = None, threads: int | None = None):
         import cv2
@@ -55,6 +55,10 @@ class DISFlow:
     def _pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if not hasattr(self._local, "dis"):
             self._local.dis = self._cv2.DISOpticalFlow_create(self.preset)
+        height, width = a.shape
+        if height < 16 < width:  # OpenCV's DIS crashes (SIGSEGV) on these; transposed they work
+            flow = self._local.dis.calc(np.ascontiguousarray(a.T), np.ascontiguousarray(b.T), None)
+            return np.ascontiguousarray(flow.transpose(1, 0, 2)[..., ::-1])
         return self._local.dis.calc(a, b, None)
 
     def __call__(self, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
@@ -73,7 +77,7 @@ def _to_grey_uint8(frames: torch.Tensor) -> np.ndarray:
 class RAFTFlow:
     """torchvision RAFT: inputs in [-1, 1], upsampled below 128 px, padded to multiples of 8."""
 
-    min_long_side = 1  # small frames are upsampled
+    min_sides = (1, 1)  # small frames are upsampled
 
     def __init__(
         self,

@@ -4,7 +4,8 @@ accumulate video by video; ``compute`` compares the sets, over the whole length 
 Protocol (StyleGAN-V): 16-frame clips, frames resized to 224x224, I3D Kinetics-400 logits as
 features, Fréchet distance of Gaussians fitted to both sets. For long videos the clips are
 spread over the whole length; ``fvd_early`` / ``fvd_late`` score the generated clips of the
-first / second half of each video against all reference clips, so late-frame degradation shows.
+first / second half of each video against all reference clips (a clip centred on the middle
+in neither), so late-frame degradation shows.
 """
 
 from __future__ import annotations
@@ -84,6 +85,15 @@ class Fvd(Metric):
         centres = np.concatenate([c for _, c in self.generated])
         reference = np.concatenate(self.reference)
         smallest = min(len(features), len(reference))
+        counts = {"fvd_clips": float(len(features)), "fvd_reference_clips": float(len(reference))}
+        if smallest < 2:  # a Gaussian needs two samples
+            warnings.warn(
+                f"FVD needs at least 2 clips on each side, got {len(features)} generated and "
+                f"{len(reference)} reference; score more (or longer) videos",
+                stacklevel=2,
+            )
+            nan = {"fvd": math.nan, "fvd_early": math.nan, "fvd_late": math.nan}
+            return {**nan, **counts}
         if smallest < STABLE_CLIPS:
             warnings.warn(
                 f"FVD from {smallest} clips is unstable (StyleGAN-V uses "
@@ -91,12 +101,9 @@ class Fvd(Metric):
                 stacklevel=2,
             )
         ref_stats = feature_stats(reference)
-        result = {
-            "fvd": frechet_distance(*feature_stats(features), *ref_stats),
-            "fvd_clips": float(len(features)),
-            "fvd_reference_clips": float(len(reference)),
-        }
-        for name, keep in (("fvd_early", centres < 0.5), ("fvd_late", centres >= 0.5)):
+        result = {"fvd": frechet_distance(*feature_stats(features), *ref_stats), **counts}
+        # a clip centred on the middle belongs to neither half, so the halves stay equal in size
+        for name, keep in (("fvd_early", centres < 0.5), ("fvd_late", centres > 0.5)):
             result[name] = (
                 frechet_distance(*feature_stats(features[keep]), *ref_stats)
                 if keep.sum() > 1

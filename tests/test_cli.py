@@ -371,7 +371,7 @@ def test_perf_commands_print_side_by_side_ratios(capsys):
     assert "exsvd" in out and "x" in out.splitlines()[-1]
 
 
-def test_ctrl_c_keeps_the_videos_already_scored(tmp_path, clip, capsys, monkeypatch):
+def stop_on_third(monkeypatch, tmp_path, clip, exception):
     from metrics import Evaluator
 
     for name in ("a", "b", "c"):
@@ -379,14 +379,29 @@ def test_ctrl_c_keeps_the_videos_already_scored(tmp_path, clip, capsys, monkeypa
     calls = []
     original = Evaluator.__call__
 
-    def interrupt_on_third(self, video, **kwargs):
+    def fail_on_third(self, video, **kwargs):
         calls.append(video.source)
         if len(calls) == 3:
-            raise KeyboardInterrupt
+            raise exception
         return original(self, video, **kwargs)
 
-    monkeypatch.setattr(Evaluator, "__call__", interrupt_on_third)
+    monkeypatch.setattr(Evaluator, "__call__", fail_on_third)
+
+
+def test_ctrl_c_keeps_the_videos_already_scored(tmp_path, clip, capsys, monkeypatch):
+    stop_on_third(monkeypatch, tmp_path, clip, KeyboardInterrupt)
     out = tmp_path / "t.csv"
     code, _, err = run_cli(capsys, tmp_path, "--metrics", "warping_error", "--out", out)
     assert code == 130 and "interrupted after 2 of 3 videos" in err
+    assert len(pd.read_csv(out)) == 2
+
+
+def test_a_crash_keeps_the_videos_already_scored_and_shows_the_bug(
+    tmp_path, clip, capsys, monkeypatch
+):
+    stop_on_third(monkeypatch, tmp_path, clip, RuntimeError("a bug"))
+    out = tmp_path / "t.csv"
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_cli(capsys, tmp_path, "--metrics", "warping_error", "--out", out)
+    assert "failure after 2 of 3 videos" in capsys.readouterr().err
     assert len(pd.read_csv(out)) == 2

@@ -55,6 +55,33 @@ def features(seed: int, n: int = 300, d: int = 12) -> np.ndarray:
 # --- Fréchet distance and statistics ---------------------------------------------------------
 
 
+def fvd_with(generated, reference):
+    from metrics import create_metric
+
+    metric = create_metric("fvd")
+    metric.generated, metric.reference = generated, reference
+    return metric.compute_set()
+
+
+def test_fvd_halves_leave_out_the_clip_centred_on_the_middle():
+    rng = np.random.default_rng(0)
+    videos = [(rng.normal(size=(3, 6)), np.array([1 / 6, 0.5, 5 / 6])) for _ in range(4)]
+    reference = [rng.normal(size=(3, 6)) for _ in range(4)]
+    with pytest.warns(UserWarning, match="unstable"):
+        result = fvd_with(videos, reference)
+    ref_stats = feature_stats(np.concatenate(reference))
+    for name, index in (("fvd_early", 0), ("fvd_late", 2)):
+        half = np.stack([f[index] for f, _ in videos])  # 4 clips each; the middle ones in neither
+        assert result[name] == pytest.approx(frechet_distance(*feature_stats(half), *ref_stats))
+
+
+def test_fvd_of_one_clip_is_nan_with_a_warning_not_an_error():
+    one = [(np.ones((1, 6)), np.array([0.5]))]
+    with pytest.warns(UserWarning, match="at least 2 clips on each side, got 1 generated"):
+        result = fvd_with(one, [np.zeros((5, 6))])
+    assert np.isnan(result["fvd"]) and result["fvd_clips"] == 1
+
+
 def test_frechet_distance_matches_eigendecomposition():
     s1, s2 = feature_stats(features(0)), feature_stats(features(1))
     assert frechet_distance(*s1, *s2) == pytest.approx(eig_frechet(*s1, *s2), rel=1e-9)

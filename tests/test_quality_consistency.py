@@ -251,3 +251,41 @@ def test_metrics_refuse_frames_below_their_min_side_and_the_rest_still_score():
     assert math.isfinite(low.scalars["frame_diff_flicker"])
     scored = Evaluator(names, flow="dis")(edge)  # 12 px: SSIM's window and DIS both fit
     assert not scored.errors and all(math.isfinite(v) for v in scored.scalars.values())
+
+
+@pytest.mark.parametrize(
+    ("size", "fits"),
+    [
+        ((7, 40), False),
+        ((11, 11), False),
+        ((40, 8), True),
+        ((8, 12), True),
+        ((8, 40), True),
+        ((12, 200), True),
+    ],
+)
+def test_dis_flow_limits_are_opencvs_on_both_sides(size, fits):
+    """OpenCV's DIS needs 8 px on the shorter side and 12 on the longer: thin frames are the
+    flow metric's error, not a cv2 traceback that stops the whole evaluation; frames under 16 px
+    high and wider (which crash OpenCV 5's DIS) run transposed."""
+    frames = make_video("pan", frames=3, size=(200, 200), seed=1).frames[:, : size[0], : size[1]]
+    result = Evaluator(["warping_error"], flow="dis")(frames)
+    if fits:
+        assert not result.errors and math.isfinite(result.scalars["warping_error"])
+    else:
+        assert "8 px on the shorter side and 12 on the longer" in result.errors["warping_error"]
+
+
+def test_dis_flow_of_a_wide_thin_strip_is_the_strip_turned_back():
+    """The transposed route returns flow in the frame's own axes: u along the width."""
+    import cv2
+    import torch
+
+    from metrics.flow import DISFlow
+
+    rng = np.random.default_rng(0)
+    strip = cv2.GaussianBlur(rng.integers(0, 255, (12, 203, 3), dtype=np.uint8), (0, 0), 2)
+    frames = torch.from_numpy(np.stack([strip[:, 3:], strip[:, :-3]])).permute(0, 3, 1, 2) / 255
+    flow = DISFlow()(frames[:1], frames[1:])[0, :, :, 20:-20]  # frame 1 is frame 0 moved 3 px
+    assert flow[0].median() == pytest.approx(3, abs=0.3)
+    assert flow[1].abs().median() < 0.3
