@@ -3,6 +3,7 @@ numbers filled in, "all" arms listed, paths made absolute, the evaluation device
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -115,6 +116,18 @@ def _model(check: Checker, model: ModelSettings, arms: list[str]) -> ModelSettin
             f"bounce_low {model.bounce_low} outside [0, base_length - 1)",
             "use e.g. base_length // 2",
         )
+    levels = _unet_levels(model.base)
+    if levels and any(get_variant(arm).identity_conv for arm in arms):
+        from variants.unet import size_step
+
+        step = size_step(levels)
+        check.require(
+            model.size % step == 0 and model.size >= 2 * step,
+            ("model", "size"),
+            f"size {model.size} leaves the identity conv under 2 latents at the UNet's deepest "
+            f"level ({levels} levels)",
+            f"use a multiple of {step}, at least {2 * step}",
+        )
     if model.base == "tiny":
         from variants.tiny import SHIPPED
 
@@ -123,6 +136,18 @@ def _model(check: Checker, model: ModelSettings, arms: list[str]) -> ModelSettin
     elif Path(model.base).expanduser().exists():
         model = replace(model, base=str(Path(model.base).expanduser().resolve()))
     return model
+
+
+def _unet_levels(base: str) -> int | None:
+    """The UNet's level count, when it can be read before loading the model."""
+    if base == "tiny":
+        from variants.tiny import TINY_UNET
+
+        return len(TINY_UNET["block_out_channels"])
+    config = Path(base).expanduser() / "unet" / "config.json"
+    if config.is_file():
+        return len(json.loads(config.read_text()).get("block_out_channels", ())) or None
+    return None
 
 
 def _conditions(check: Checker, conditions: ConditionSettings) -> ConditionSettings:

@@ -114,3 +114,11 @@ def test_generate_arm_writes_videos_and_a_complete_manifest(base, condition, tmp
 def test_missing_base_model_is_a_clear_error(tmp_path):
     with pytest.raises(BenchError, match="huggingface-cli download"):
         load_base_pipeline(str(tmp_path / "no-such-model"))
+
+
+def test_a_generation_dtype_other_than_the_base_pipelines_is_refused(base):
+    from dataclasses import replace
+
+    unet = get_variant("exsvd").build(base.unet, base_length=BASE, table_size=32, bounce_low=2)
+    with pytest.raises(BenchError, match="bfloat16: differs from the base pipeline's float32"):
+        with_unet(base, unet, replace(LONG, dtype="bfloat16"))

@@ -66,6 +66,23 @@ def test_resume_continues_bit_for_bit(base, tmp_path):
     assert losses[0] == losses[1]
 
 
+def test_a_checkpoint_of_another_arm_or_settings_is_refused(base, tmp_path):
+    from dataclasses import replace
+
+    from metrics.errors import BenchError
+
+    clips = synthetic_clips(FRAMES, SIZE, 1)
+    post_tune(arm_unet(base, "exsvd-static-pe"), base, clips, CONFIG, tmp_path, stop_after=2,
+              progress=False)
+    with pytest.raises(BenchError, match=r"another arm or other settings \(arm differ"):
+        post_tune(arm_unet(base, "exsvd-cyclic-pe"), base, clips, CONFIG, tmp_path, resume=True,
+                  progress=False)
+    with pytest.raises(BenchError, match=r"config.lr, config.seed differ"):
+        post_tune(arm_unet(base, "exsvd-static-pe"), base, clips,
+                  replace(CONFIG, lr=5e-2, seed=99), tmp_path, resume=True, progress=False)
+    assert not (tmp_path / "training.json").exists()  # nothing was trained on the mix
+
+
 def test_every_arm_gets_the_same_data_and_noise(base):
     clips = synthetic_clips(FRAMES, SIZE, 2)
     first = clips(5, torch.Generator().manual_seed(CONFIG.seed * 1_000_003 + 5))

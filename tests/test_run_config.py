@@ -75,6 +75,10 @@ BAD = {
     "unknown section": ("[modle]\nsize = 64\n", "c.toml:2: unknown section [modle]"),
     "wrong type": ('[model]\nsize = "big"\n', "c.toml:2: model.size = 'big' is not an integer"),
     "bad value": ("[model]\nsize = 60\n", "not a positive multiple of the VAE factor 8"),
+    "too small for the identity conv": (
+        "[model]\nsize = 16\n",
+        "size 16 leaves the identity conv under 2 latents at the UNet's deepest level",
+    ),
     "lengths": ("[model]\nextended_length = 8\n", "base_length (8) < extended_length (8)"),
     "missing folder": ('[conditions]\nsource = "no/such/dir"\n', "no/such/dir: no such folder"),
     "texture scale": ("[conditions]\ntexture_scale = 0\n", "texture_scale must be > 0"),

@@ -143,6 +143,36 @@ def test_registry_errors_and_user_arms():
         register_variant(arm)
     with pytest.raises(ValueError, match="unknown pe"):
         Variant("bad", "x", pe="learned")
+    with pytest.raises(ValueError, match="unknown cyclic_shape 'saw'"):  # when defined, not built
+        Variant("bad", "x", pe="cyclic", cyclic_shape="saw")
+
+
+def test_a_copied_or_pickled_arm_runs_its_own_identity_convs(stock):
+    import copy
+    import io
+
+    model = get_variant("exsvd").build(stock, **ARM_OPTIONS).eval()
+    before = denoise(model, BASE + 4)
+    twin = copy.deepcopy(model)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    with torch.no_grad():
+        for other in (twin, loaded):
+            for name, param in other.named_parameters():
+                if ".exvideo_convs." in name:
+                    param.add_(0.05)
+            assert (denoise(other, BASE + 4) - before).abs().max() > 1e-3  # its convs, changed
+    torch.testing.assert_close(denoise(model, BASE + 4), before, atol=0, rtol=0)  # not shared
+
+
+def test_latents_too_small_for_the_identity_conv_are_a_one_line_error(stock):
+    from metrics.errors import BenchError
+
+    model = get_variant("exsvd").build(stock, **ARM_OPTIONS).eval()
+    with pytest.raises(BenchError, match="1 frames of 8x8 latents: too small for the identity"):
+        denoise(model, 1)
 
 
 def test_a_base_model_without_the_svd_layout_is_refused_up_front(stock):

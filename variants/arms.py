@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from metrics.registry import Registry
+from variants.positions import CYCLIC_SHAPES
 from variants.unet import PE_MODES, ExSVDUNet
 
 
@@ -33,6 +34,9 @@ class Variant:
     def __post_init__(self):
         if self.pe not in PE_MODES:
             raise ValueError(f"{self.name}: unknown pe {self.pe!r}; use one of {PE_MODES}")
+        if self.cyclic_shape not in CYCLIC_SHAPES:
+            raise ValueError(f"{self.name}: unknown cyclic_shape {self.cyclic_shape!r}; use one "
+                             f"of {CYCLIC_SHAPES}")
 
     def unet_options(self, base_length: int, table_size: int, bounce_low: int) -> dict:
         """The ``ExSVDUNet`` config options of this arm."""

@@ -55,11 +55,18 @@ def load_base_pipeline(source: str = SVD_XT, dtype: torch.dtype = torch.float32)
 
 
 def with_unet(pipeline, unet, config: GenerationConfig, device: str | torch.device = "cpu"):
-    """A pipeline sharing the base components but running ``unet``; SDPA attention is the
+    """A pipeline sharing the base components but running ``unet`` (cast to ``config.dtype``,
+    which must be the base pipeline's: ``load_base_pipeline(dtype=...)``); SDPA attention is the
     diffusers default on PyTorch 2; ``cpu_offload`` moves each model to the GPU only in use."""
     from diffusers import StableVideoDiffusionPipeline
 
     dtype = getattr(torch, config.dtype)
+    if pipeline.vae.dtype != dtype:
+        raise BenchError(
+            f"generation dtype {config.dtype}",
+            f"differs from the base pipeline's {str(pipeline.vae.dtype).removeprefix('torch.')}",
+            f"load the base pipeline with load_base_pipeline(..., dtype=torch.{config.dtype})",
+        )
     pipe = StableVideoDiffusionPipeline(
         vae=pipeline.vae,
         image_encoder=pipeline.image_encoder,

@@ -13,6 +13,7 @@ import torch
 from diffusers.models.embeddings import Timesteps
 from torch import nn
 
+from metrics.errors import BenchError
 from variants.positions import bounce_positions, cyclic_positions
 
 
@@ -83,6 +84,14 @@ class IdentityConv3d(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
         height, width = self.frame_size
+        if min(num_frames, height, width) < 2:
+            raise BenchError(
+                f"{num_frames} frames of {height}x{width} latents",
+                "too small for the identity 3D convolution (its reflect padding needs 2 frames "
+                "and 2 latent pixels a side at every UNet level)",
+                "generate 2+ frames at a size that is a multiple of 8 x 2^(levels - 1) and at "
+                "least twice that (64 for the tiny model, 128 for SVD-XT)",
+            )
         batch_frames, _, channels = hidden_states.shape
         video = hidden_states.reshape(batch_frames // num_frames, num_frames, height, width,
                                       channels).permute(0, 4, 1, 2, 3)

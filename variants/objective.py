@@ -66,10 +66,14 @@ def edm_loss(unet, batch: Batch, config: ObjectiveConfig,
     """One Monte-Carlo estimate of SVD's training loss on ``batch`` (scalar)."""
     latents = batch.latents
     size, frames = latents.shape[:2]
-    options = {"generator": generator, "device": latents.device}
-    sigma = (torch.randn(size, **options) * config.p_std + config.p_mean).exp()
-    noise = torch.randn(latents.shape, **options)
-    keep = (torch.rand(size, **options) >= config.condition_dropout).to(latents.dtype)
+    device = generator.device if generator is not None else latents.device
+
+    def draw(sample, shape):  # on the generator's device (a CPU one on GPUs too), then moved
+        return sample(shape, generator=generator, device=device).to(latents.device)
+
+    sigma = (draw(torch.randn, size) * config.p_std + config.p_mean).exp()
+    noise = draw(torch.randn, latents.shape)
+    keep = (draw(torch.rand, size) >= config.condition_dropout).to(latents.dtype)
     c_in, c_skip, c_out, c_noise = precondition(sigma)
     broadcast = (size, 1, 1, 1, 1)
     noisy = latents + sigma.view(broadcast) * noise

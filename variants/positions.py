@@ -21,6 +21,9 @@ def bounce_positions(count: int, base_length: int = 25, low: int = 4) -> torch.T
     return torch.where(index <= top, index, wave)
 
 
+CYCLIC_SHAPES = ("sawtooth", "triangle")
+
+
 def cyclic_positions(count: int, period: int, shape: str = "sawtooth") -> torch.Tensor:
     """``t mod L`` (sawtooth) or a triangle wave 0, 1, ..., L-1, L-2, ..., 1, 0, 1, ... over L."""
     index = torch.arange(count)

@@ -24,6 +24,7 @@ from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion 
 )
 
 from metrics.atomic import atomic_path
+from metrics.errors import BenchError
 from variants.objective import Batch, ObjectiveConfig, edm_loss
 from variants.unet import set_trainable
 
@@ -144,15 +145,19 @@ def post_tune(
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()
-    pipeline.to(accelerator.device)
+    if batches is None:  # only the encoders: the base UNet stays where it is
+        pipeline.vae.to(accelerator.device)
+        pipeline.image_encoder.to(accelerator.device)
+    names = [name for name, p in unet.named_parameters() if p.requires_grad]
     params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr)
-    ema = [p.detach().clone() for p in params]
+    model, optimizer = accelerator.prepare(unet, optimizer)
+    ema = [p.detach().clone() for p in params]  # after prepare: on the parameters' device
     state = TuneState()
     checkpoint = out_dir / "checkpoint.pt"
+    made_by = {"config": asdict(config), "arm": _arm_config(unet), "trainable": names}
     if resume and checkpoint.is_file():
-        state = _load_checkpoint(checkpoint, params, optimizer, ema)
-    model, optimizer = accelerator.prepare(unet, optimizer)
+        state = _load_checkpoint(checkpoint, params, optimizer, ema, accelerator, made_by)
     bar = tqdm(
         total=config.steps,
         initial=state.step,
@@ -187,7 +192,7 @@ def post_tune(
         bar.update()
         done = state.step == config.steps
         if accelerator.is_main_process and (state.step % config.checkpoint_every == 0 or done):
-            _save_checkpoint(checkpoint, params, optimizer, ema, state)
+            _save_checkpoint(checkpoint, params, optimizer, ema, state, accelerator, made_by)
         if stop_after is not None and state.step >= stop_after:
             bar.close()
             return checkpoint
@@ -199,15 +204,43 @@ def post_tune(
     return out_dir
 
 
-def _save_checkpoint(path, params, optimizer, ema, state: TuneState) -> None:
+def _arm_config(unet) -> dict:
+    """The model's ``exsvd_*`` options (the arm), JSON-safe."""
+    config = getattr(unet, "config", {})
+    return {k: v for k, v in dict(config).items() if k.startswith("exsvd_")}
+
+
+def _not_resumable(saved: dict, made_by: dict) -> str | None:
+    """Why a checkpoint cannot continue this run (another arm, other settings), or None."""
+    if "made_by" not in saved:
+        return "was written by an older exsvd-bench that did not record its settings"
+    theirs = json.loads(saved["made_by"])
+    changed = [k for k in ("arm", "trainable") if theirs[k] != made_by[k]]
+    changed += [
+        f"config.{k}"
+        for k, v in made_by["config"].items()
+        if k not in ("steps", "checkpoint_every") and theirs["config"].get(k) != v
+    ]
+    if changed:
+        return f"was written by another arm or other settings ({', '.join(changed)} differ)"
+    if saved["step"] > made_by["config"]["steps"]:
+        return f"has {saved['step']} steps done, more than steps = {made_by['config']['steps']}"
+    return None
+
+
+def _save_checkpoint(path, params, optimizer, ema, state: TuneState, accelerator,
+                     made_by: dict) -> None:
     buffer = io.BytesIO()
+    scaler = accelerator.scaler  # fp16 on GPUs: the loss scale is part of the state
     torch.save(
         {
             "params": [p.detach() for p in params],
             "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
             "ema": ema,
             "step": state.step,
             "losses": state.losses,
+            "made_by": json.dumps(made_by, sort_keys=True),
         },
         buffer,
     )
@@ -215,14 +248,19 @@ def _save_checkpoint(path, params, optimizer, ema, state: TuneState) -> None:
         tmp.write_bytes(buffer.getvalue())
 
 
-def _load_checkpoint(path, params, optimizer, ema) -> TuneState:
+def _load_checkpoint(path, params, optimizer, ema, accelerator, made_by: dict) -> TuneState:
     saved = torch.load(path, map_location="cpu", weights_only=True)
+    problem = _not_resumable(saved, made_by)
+    if problem:
+        raise BenchError(path, problem, "delete it to start over, or resume with its settings")
     with torch.no_grad():
         for target, source in zip(params, saved["params"], strict=True):
             target.copy_(source)
         for target, source in zip(ema, saved["ema"], strict=True):
             target.copy_(source)
     optimizer.load_state_dict(saved["optimizer"])
+    if accelerator.scaler is not None and saved.get("scaler") is not None:
+        accelerator.scaler.load_state_dict(saved["scaler"])
     return TuneState(saved["step"], list(saved["losses"]))
 
 

@@ -21,6 +21,12 @@ from variants.modules import CyclicSinusoid, IdentityConv3d, PositionTable
 PE_MODES = ("sinusoid", "trainable", "cyclic")
 
 
+def size_step(levels: int) -> int:
+    """Pixel sizes must be multiples of this (the VAE's 8 and each UNet level's halving) and at
+    least twice it, so the deepest level keeps the 2 latents the identity conv's padding needs."""
+    return 8 * 2 ** (levels - 1)
+
+
 class ExSVDUNet(UNetSpatioTemporalConditionModel):
     """SVD's UNet plus ExVideo's options; with the defaults it is the stock model.
 
@@ -85,20 +91,24 @@ def add_identity_convs(transformer: TransformerSpatioTemporalModel) -> None:
     channels = transformer.temporal_transformer_blocks[0].norm_in.normalized_shape[0]
     transformer.exvideo_convs = nn.ModuleList(
         IdentityConv3d(channels) for _ in transformer.temporal_transformer_blocks)
-
-    def remember_frame_size(module, args, kwargs):
-        hidden_states = args[0] if args else kwargs["hidden_states"]
-        for conv in module.exvideo_convs:
-            conv.frame_size = tuple(hidden_states.shape[-2:])
-
-    transformer.register_forward_pre_hook(remember_frame_size, with_kwargs=True)
+    transformer.register_forward_pre_hook(_remember_frame_size, with_kwargs=True)
     for block, conv in zip(transformer.temporal_transformer_blocks, transformer.exvideo_convs,
                            strict=True):
-        def convolve_input(module, args, kwargs, conv=conv):
-            hidden_states = args[0] if args else kwargs.pop("hidden_states")
-            return (conv(hidden_states, kwargs["num_frames"]), *args[1:]), kwargs
+        # a plain attribute, not a submodule (the conv is registered once, in exvideo_convs);
+        # copy.deepcopy maps it to the copy's conv, and module-level hooks pickle
+        object.__setattr__(block, "_exvideo_conv", conv)
+        block.register_forward_pre_hook(_convolve_input, with_kwargs=True)
 
-        block.register_forward_pre_hook(convolve_input, with_kwargs=True)
+
+def _remember_frame_size(transformer, args, kwargs):
+    hidden_states = args[0] if args else kwargs["hidden_states"]
+    for conv in transformer.exvideo_convs:
+        conv.frame_size = tuple(hidden_states.shape[-2:])
+
+
+def _convolve_input(block, args, kwargs):
+    hidden_states = args[0] if args else kwargs.pop("hidden_states")
+    return (block._exvideo_conv(hidden_states, kwargs["num_frames"]), *args[1:]), kwargs
 
 
 def parameter_groups(model: ExSVDUNet) -> dict[str, list[nn.Parameter]]:
