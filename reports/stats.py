@@ -1,19 +1,27 @@
 """Statistics on the tidy per-video table (``results/per_video.parquet``): a summary per arm and
 metric with percentile-bootstrap CIs, and paired comparisons of every arm against a baseline.
 
-A video is one (sample, seed); rows whose value is NaN (status not ok) count as missing. Each
-(arm, metric) group draws from its own generator, seeded by ``seed`` and the group's names, so
-adding an arm or a metric never changes the others' intervals.
+A video is one (sample, seed); rows whose value is NaN (status not ok) count as missing. The
+independent unit is the condition (sample): the noise seeds of one condition share its image,
+so they are not independent replicates. Summary CIs resample conditions (with all their
+videos); paired comparisons first average each condition's seeds. Each (arm, metric) group
+draws from its own generator, seeded by ``seed`` and the group's names, so adding an arm or a
+metric never changes the others' intervals.
 
-Paired comparisons: rows are matched on (sample, seed); the difference is arm - baseline.
+Paired comparisons: per condition, the arm's mean over its seeds minus the baseline's, on the
+conditions both scored; ``n_pairs`` counts conditions.
 - ``p_value``: two-sided Wilcoxon signed-rank test (zero differences dropped, scipy's
   ``zero_method="wilcox"``); NaN with fewer than 2 pairs, 1 when every difference is zero.
 - ``p_holm``: Holm-Bonferroni over the family "all arms against the baseline on one metric"
   (metrics answer different questions, so each metric is its own family).
 - ``effect_size``: matched-pairs rank-biserial correlation (R+ - R-) / (R+ + R-), R+ / R- the
   rank sums of the positive / negative differences: +1 when the arm is higher on every pair.
-- ``better``: the arm's mean difference points the metric's better way (NA for descriptive
-  metrics or no difference), whether significant or not; ``significant`` is p_holm < alpha.
+- ``better``: the direction the test measures, the sign of the effect size (R+ - R-), points
+  the metric's better way (NA for descriptive metrics or no difference), whether significant or
+  not; ``significant`` is p_holm < alpha. (A few extreme pairs can pull ``delta_mean`` the
+  other way; the mark follows the test.)
+- ``attrs["note"]``: set when the table cannot show a difference at all (no baseline, no other
+  arm, or too few conditions for any corrected p to reach alpha).
 """
 
 from __future__ import annotations
@@ -51,7 +59,6 @@ PAIRED_COLUMNS = [
     "significant",
     "better",
 ]
-PAIR_KEYS = ["sample", "seed"]
 
 
 def group_rng(seed: int, *names: str) -> np.random.Generator:
@@ -60,17 +67,37 @@ def group_rng(seed: int, *names: str) -> np.random.Generator:
 
 
 def bootstrap_mean_ci(
-    values: np.ndarray, rng: np.random.Generator, n_boot: int, level: float
+    values: np.ndarray, rng: np.random.Generator, n_boot: int, level: float,
+    clusters: np.ndarray | None = None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean (NaN for fewer than 2 values); the values are
-    sorted first, so the interval does not depend on the order of the rows."""
-    if len(values) < 2:
+    """Percentile bootstrap CI of the mean, resampling whole ``clusters`` (default: each value
+    its own); NaN for fewer than 2 clusters. Clusters are ordered by (mean, label) first, so the
+    interval does not depend on the order of the rows."""
+    clusters = np.arange(len(values)) if clusters is None else np.asarray(clusters)
+    labels, index = np.unique(clusters, return_inverse=True)
+    if len(labels) < 2:
         return np.nan, np.nan
-    values = np.sort(values)
-    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
+    sums = np.bincount(index, weights=values, minlength=len(labels))
+    counts = np.bincount(index, minlength=len(labels)).astype(float)
+    order = np.lexsort((labels.astype(str), sums / counts))
+    sums, counts = sums[order], counts[order]
+    picks = rng.integers(0, len(labels), (n_boot, len(labels)))
+    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def condition_means(group: pd.DataFrame) -> pd.Series:
+    """Each condition's mean over its scored seeds (conditions with none left out)."""
+    scored = group[np.isfinite(group["value"].to_numpy(float))]
+    return scored.groupby("sample", sort=True)["value"].mean()
+
+
+def smallest_holm_p(pairs: int, arms: int) -> float:
+    """The smallest Holm-corrected p any of ``arms`` comparisons on ``pairs`` pairs can reach:
+    every pair one way, the test's extreme, times the family size."""
+    return min(1.0, arms * wilcoxon_p(np.arange(1.0, pairs + 1))) if pairs >= 2 else 1.0
 
 
 def summarize(
@@ -79,9 +106,11 @@ def summarize(
     """Mean, percentile-bootstrap CI over videos, n and missing count per (arm, metric)."""
     rows = []
     for (arm, metric), group in per_video.groupby(["arm", "metric"], sort=False):
-        values = group["value"].to_numpy(float)
-        values = values[np.isfinite(values)]
-        low, high = bootstrap_mean_ci(values, group_rng(seed, arm, metric), n_boot, level)
+        scored = group[np.isfinite(group["value"].to_numpy(float))]
+        values = scored["value"].to_numpy(float)
+        low, high = bootstrap_mean_ci(
+            values, group_rng(seed, arm, metric), n_boot, level, scored["sample"].to_numpy()
+        )
         rows.append(
             {
                 "arm": arm,
@@ -137,23 +166,28 @@ def compare(
     alpha: float = 0.05,
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """Every other arm against ``baseline`` per metric, paired on (sample, seed). A run without
-    the baseline gives an empty table whose ``attrs["note"]`` says why."""
-    if baseline not in set(per_video["arm"]):
+    """Every other arm against ``baseline`` per metric, paired on conditions (each the mean of
+    its seeds). A table that cannot show a difference says why in ``attrs["note"]``."""
+    arms = set(per_video["arm"])
+    missing = (
+        f"the baseline arm {baseline!r} is missing" if baseline not in arms
+        else f"the run has no arm but the baseline {baseline!r}" if arms == {baseline}
+        else None
+    )
+    if missing:
         empty = _typed(pd.DataFrame(columns=PAIRED_COLUMNS))
-        empty.attrs["note"] = f"no paired comparison: the baseline arm {baseline!r} is missing"
+        empty.attrs["note"] = f"no paired comparison: {missing}"
         return empty
-    base = per_video[per_video["arm"] == baseline][["metric", *PAIR_KEYS, "value"]]
+    base = per_video[per_video["arm"] == baseline]
+    base_means = {metric: condition_means(group) for metric, group in base.groupby("metric")}
     rows = []
     others = per_video[per_video["arm"] != baseline]
     for (arm, metric), group in others.groupby(["arm", "metric"], sort=False):
-        pairs = group.merge(
-            base[base["metric"] == metric], on=[*PAIR_KEYS, "metric"], suffixes=("", "_base")
-        )
-        diffs = (pairs["value"] - pairs["value_base"]).to_numpy(float)
-        diffs = diffs[np.isfinite(diffs)]
+        diffs = (condition_means(group) - base_means.get(metric, pd.Series(dtype=float))).dropna()
+        diffs = diffs.to_numpy(float)
         low, high = bootstrap_mean_ci(diffs, group_rng(seed, arm, metric, baseline), n_boot, level)
         delta = diffs.mean() if len(diffs) else np.nan
+        effect = rank_biserial(diffs)
         rows.append(
             {
                 "arm": arm,
@@ -166,21 +200,30 @@ def compare(
                 "ci_low": low,
                 "ci_high": high,
                 "p_value": wilcoxon_p(diffs),
-                "effect_size": rank_biserial(diffs),
-                "better": _better(delta, group["higher_is_better"].iloc[0]),
+                "effect_size": effect,
+                "better": _better(effect, group["higher_is_better"].iloc[0]),
             }
         )
     table = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
     for _, index in table.groupby("metric", sort=False).groups.items():
         table.loc[index, "p_holm"] = holm(table.loc[index, "p_value"])
     table["significant"] = table["p_holm"] < alpha
-    return _typed(table)
+    table = _typed(table)
+    pairs, compared = int(table["n_pairs"].max()), others["arm"].nunique()
+    floor = smallest_holm_p(pairs, compared)
+    if floor >= alpha:
+        table.attrs["note"] = (
+            f"no difference can be significant here: with {pairs} conditions paired and "
+            f"{compared} arms compared, the smallest possible Holm-corrected p is {floor:.2g} "
+            f"(>= {alpha}); add conditions (seeds of one condition are averaged, not counted)"
+        )
+    return table
 
 
-def _better(delta: float, higher_is_better) -> bool | None:
-    if pd.isna(higher_is_better) or not np.isfinite(delta) or delta == 0:
+def _better(effect: float, higher_is_better) -> bool | None:
+    if pd.isna(higher_is_better) or not np.isfinite(effect) or effect == 0:
         return None
-    return bool(delta > 0) == bool(higher_is_better)
+    return bool(effect > 0) == bool(higher_is_better)
 
 
 def _typed(table: pd.DataFrame) -> pd.DataFrame:

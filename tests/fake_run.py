@@ -17,8 +17,9 @@ from metrics.video_io import write_video
 ARMS = ("svd", "svd-long", "exsvd", "exsvd-no-idconv", "exsvd-static-pe", "exsvd-cyclic-pe")
 TUNED = ARMS[2:]
 BASE_LENGTH, LENGTH, SIZE = 8, 32, 32
-SAMPLES = ("pan_0", "zoom_1", "rotate_2", "sprites_3")
-SEEDS = (0, 1, 2)
+SAMPLES = tuple(f"{k}_{i}" for i, k in enumerate(("pan", "zoom", "rotate", "sprites") * 2))
+# 8 conditions: the fewest on which a planted difference can pass Holm over 5 arms
+SEEDS = (0, 1)
 # name, family, higher_is_better, per-video series length (None: no series)
 METRICS = (
     ("warping_error", "flicker", False, -1),
@@ -131,7 +132,7 @@ def video_rows(arm: str, sample: str, seed: int, rng) -> list[dict]:
         status, detail = "ok", ""
         if metric == "clip_condition":
             status, detail, value = "unavailable", CLIP_REASON, np.nan
-        elif metric == "interpolation_score" and arm == "exsvd-cyclic-pe" and seed == 2:
+        elif metric == "interpolation_score" and arm == "exsvd-cyclic-pe" and seed == 1:
             status, detail, value = "error", "flow failed: NaN in the flow field", np.nan
         rows.append(
             {

@@ -159,3 +159,51 @@ def test_missing_baseline_gives_an_empty_table_with_a_note():
     table = compare(tidy({"a": np.ones(3)}), baseline="exsvd")
     assert table.empty and list(table.columns) == PAIRED_COLUMNS
     assert "exsvd" in table.attrs["note"]
+
+
+def with_seeds(per_video: pd.DataFrame, seeds: int, jitter: float = 0.0) -> pd.DataFrame:
+    """Each video repeated as ``seeds`` noise seeds of its condition (values jittered)."""
+    rng = np.random.default_rng(9)
+    copies = []
+    for seed in range(seeds):
+        copy = per_video.assign(seed=seed)
+        copy["value"] = copy["value"] + jitter * rng.normal(size=len(copy))
+        copies.append(copy)
+    return pd.concat(copies, ignore_index=True)
+
+
+def test_seeds_of_one_condition_are_not_independent_pairs():
+    rng = np.random.default_rng(6)
+    base = rng.normal(0, 1, 5)
+    per_video = tidy({"exsvd": base, "other": base + rng.normal(0.5, 0.3, 5)})
+    one = compare(per_video, n_boot=200).iloc[0]
+    three = compare(with_seeds(per_video, 3, jitter=1e-6), n_boot=200).iloc[0]
+    assert one["n_pairs"] == three["n_pairs"] == 5  # conditions, not videos
+    assert three["p_value"] == pytest.approx(one["p_value"])  # 0.0625: not 3 x the evidence
+    # the summary interval resamples conditions: copies of a condition add no information
+    summary_one = summarize(per_video, n_boot=500).set_index("arm")
+    summary_three = summarize(with_seeds(per_video, 3), n_boot=500).set_index("arm")
+    np.testing.assert_allclose(summary_three[["ci_low", "ci_high"]],
+                               summary_one[["ci_low", "ci_high"]], rtol=1e-12)
+    assert summary_three.loc["other", "n"] == 15
+
+
+def test_the_mark_follows_the_test_not_a_mean_pulled_by_outliers():
+    diffs = np.r_[np.full(26, -0.1), [5.0, 6.0, 7.0, 8.0]]  # most pairs lower, 4 far higher
+    per_video = tidy({"exsvd": np.zeros(30), "arm": diffs})
+    row = compare(per_video, n_boot=200).iloc[0]
+    assert row["delta_mean"] > 0 and row["effect_size"] < 0 and row["significant"]
+    assert row["better"] == False  # noqa: E712 (a nullable boolean): lower on most pairs
+
+
+def test_a_table_that_cannot_show_a_difference_says_why():
+    rng = np.random.default_rng(7)
+    arms = {name: rng.normal(0, 1, 7) + shift for name, shift in
+            (("exsvd", 0), ("a", 3), ("b", 3), ("c", 3), ("d", 3), ("e", 3))}
+    table = compare(tidy(arms), n_boot=50)
+    assert not table["significant"].any()  # every arm 3 sd higher on every pair, still none
+    assert "with 7 conditions paired and 5 arms compared" in table.attrs["note"]
+    eight = compare(tidy({k: np.r_[v, v[0]] for k, v in arms.items()}), n_boot=50)
+    assert "note" not in eight.attrs and eight["significant"].all()
+    only = compare(tidy({"exsvd": np.ones(8)}))
+    assert only.empty and "no arm but the baseline" in only.attrs["note"]
