@@ -174,6 +174,10 @@ def run(args: argparse.Namespace) -> int:
         with_prompt=bool(args.prompt),
         resize_reference=args.resize_reference,
     )
+    named = {m.strip() for m in args.metrics.split(",")}
+    asked = [name for name in evaluator.unavailable if name in named]
+    if asked:  # named on purpose, not caught by a wildcard: a setup error, like its input
+        raise BenchError(", ".join(asked), f"unavailable: {evaluator.unavailable[asked[0]]}")
     by_reason: dict[str, list[str]] = {}
     for name, reason in evaluator.unavailable.items():
         by_reason.setdefault(reason, []).append(name)
@@ -217,10 +221,16 @@ def matching_file(folder: Path, video: Path, suffixes: tuple[str, ...], what: st
 def single_condition(given: str):
     """The --condition image when one file is given for all videos (read once, up front, so a
     wrong file is a setup error), else None."""
-    from metrics.video_io import read_video
+    from metrics.video_io import IMAGE_SUFFIXES, read_video
 
     if given == "first-frame" or Path(given).is_dir():
         return None
+    if Path(given).suffix.lower() not in IMAGE_SUFFIXES:
+        raise BenchError(
+            given,
+            f"--condition is not an image ({', '.join(IMAGE_SUFFIXES)})",
+            "give a .png or .jpg image, a folder of them named like the videos, or first-frame",
+        )
     try:
         return read_video(given).frames[0]
     except BenchError as err:

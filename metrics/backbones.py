@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from metrics.errors import BenchError, WeightsNotFoundError
-from metrics.weights import resolve
+from metrics.weights import ResolvedWeights, resolve, sha256_of
 
 RANDOM_LABEL = "RANDOM INIT (smoke test only, scores are meaningless)"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -27,6 +27,23 @@ def _resolve_or_random(name: str, path: str | None, allow_random: bool):
         if not allow_random:
             raise
         return None
+
+
+def _user_checkpoint(model: str, weights: str | None, allow_random: bool):
+    """The checkpoint given for an open_clip model other than ViT-B-32 (only that one is
+    resolved automatically; its file would not fit another architecture)."""
+    if weights is None:
+        if allow_random:
+            return None
+        raise BenchError(
+            model,
+            "has no weights the project resolves (only ViT-B-32's are found automatically)",
+            "pass its open_clip checkpoint with --clip-weights FILE",
+        )
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise BenchError(path, f"--clip-weights file for {model} does not exist", "check the path")
+    return ResolvedWeights(f"open_clip {model}", path, "explicit path", sha256_of(path), False)
 
 
 class ClipEncoder:
@@ -44,7 +61,11 @@ class ClipEncoder:
 
         if model not in open_clip.list_models():
             raise BenchError(model, "unknown open_clip model", "see open_clip.list_models()")
-        found = _resolve_or_random("clip_vit_b32", weights, allow_random)
+        found = (
+            _resolve_or_random("clip_vit_b32", weights, allow_random)
+            if model == "ViT-B-32"
+            else _user_checkpoint(model, weights, allow_random)
+        )
         torch.manual_seed(0)
         self.model = open_clip.create_model(model, pretrained=str(found.path) if found else None)
         self.model = self.model.eval().to(device)

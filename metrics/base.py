@@ -155,14 +155,46 @@ class Metric:
     def _score(self, ctx: VideoContext) -> MetricResult:
         raise NotImplementedError
 
-    def update(self, video, flow_backend=None, device: str | torch.device = "cpu") -> MetricResult:
-        """Score a Video (or uint8/float array) and keep its value for ``compute``."""
+    def update(
+        self,
+        video,
+        flow_backend=None,
+        device: str | torch.device = "cpu",
+        *,
+        condition=None,
+        reference=None,
+        prompt: str | None = None,
+    ) -> MetricResult:
+        """Score a Video (or uint8/float array) and keep its value for ``compute``.
+
+        ``condition`` (an image the video's size; default its first frame), ``reference`` (a
+        video or array) and ``prompt`` for the metrics that need them; networks come from the
+        options given to ``create_metric`` (``clip_weights``, ``lpips_net``, ...)."""
         video = video if isinstance(video, Video) else as_video(np.asarray(video))
         if self.info.needs_flow and flow_backend is None:
             from metrics.flow import create_flow_backend
 
             flow_backend = create_flow_backend(self.options.get("flow", "auto"), device)
-        result = self.score(VideoContext(video, device, flow_backend))
+        if self.info.backbone and not hasattr(self, "_backbones"):
+            from metrics.backbones import Backbones
+
+            names = ("allow_random_weights", "clip_weights", "clip_model", "lpips_net")
+            options = {k: v for k, v in self.options.items() if k in names}
+            self._backbones = Backbones(device, **options)
+        if condition is not None:
+            condition = as_video(np.asarray(condition)[None], "condition image").frames[0]
+        if reference is not None and not isinstance(reference, Video):
+            reference = as_video(np.asarray(reference), "reference")
+        context = VideoContext(
+            video,
+            device,
+            flow_backend,
+            backbones=getattr(self, "_backbones", None),
+            condition=video.frames[0] if condition is None and video.num_frames else condition,
+            reference=reference,
+            prompt=prompt,
+        )
+        result = self.score(context)
         self.values.append(result.value)
         return result
 

@@ -9,6 +9,7 @@ from metrics.backbones import Lpips
 from metrics.base import Metric, MetricInfo, MetricResult, VideoContext, register, series_result
 from metrics.base import slope_result as _slope
 from metrics.functional import consistency, quality
+from metrics.functional.curves import slope_range
 
 
 def clip_frames(ctx: VideoContext) -> torch.Tensor:
@@ -89,7 +90,7 @@ class ClipConditionSlope(Metric):
     info = _info(
         "clip_condition_slope",
         True,
-        (-2.0, 2.0),
+        slope_range(-1.0, 1.0),
         "cosine per video length",
         "drift of the CLIP condition similarity over normalised time (decay < 0)",
         backbone="clip",
@@ -157,7 +158,7 @@ class SsimConditionSlope(Metric):
     info = _info(
         "ssim_condition_slope",
         True,
-        (-2.0, 2.0),
+        slope_range(-1.0, 1.0),
         "SSIM per video length",
         "drift of SSIM to the condition over normalised time (weight-free)",
         min_frames=2,
@@ -189,7 +190,7 @@ class LpipsConditionSlope(Metric):
     info = _info(
         "lpips_condition_slope",
         False,
-        (-1.0, 1.0),
+        slope_range(0.0, 1.0),
         "LPIPS per video length",
         "drift of LPIPS to the condition over normalised time (growth > 0)",
         backbone="lpips",

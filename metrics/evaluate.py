@@ -240,6 +240,8 @@ class Evaluator:
     def _prepare(self, video: Video, condition, reference, result):
         """Fit condition and reference to the video's frame size (or say why not)."""
         size = (video.height, video.width)
+        if condition is not None:  # the same rules as a video: uint8 or float in [0, 1], grey ok
+            condition = as_video(np.asarray(condition)[None], "condition image").frames[0]
         if condition is None and video.num_frames:
             condition = video.frames[0]
         elif condition is not None and condition.shape[:2] != size:
@@ -264,7 +266,7 @@ class Evaluator:
                     "pass --resize-reference to resize the reference",
                 )
                 reference = None
-            elif reference.num_frames != video.num_frames:
+            if reference is not None and reference.num_frames != video.num_frames:
                 count = min(reference.num_frames, video.num_frames)
                 result.notes += (
                     f"reference has {reference.num_frames} frames, compared over the first {count}",

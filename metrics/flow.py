@@ -7,6 +7,7 @@ torchvision / OpenCV convention: ``flow[:, 0]`` is the x (column) displacement a
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from metrics.errors import BenchError, WeightsNotFoundError
-from metrics.weights import resolve
+from metrics.weights import get_spec, resolve
 
 FLOW_BACKENDS = ("auto", "raft_large", "raft_small", "dis")
 RAFT_MIN_SIDE = 128  # torchvision RAFT needs H, W >= 128 for its correlation pyramid
@@ -92,7 +93,9 @@ class RAFTFlow:
 
         self.name = f"raft_{size}"
         build = {"large": raft_large, "small": raft_small}[size]
-        model = build(weights=None, progress=False)
+        with torch.random.fork_rng(devices=[]):  # the same random init every time (smoke tests)
+            torch.manual_seed(0)
+            model = build(weights=None, progress=False)
         try:
             resolved = resolve(self.name, weights_path)
         except WeightsNotFoundError:
@@ -144,9 +147,12 @@ def create_flow_backend(
     if name == "dis":
         return DISFlow()
     if name == "auto":
+        explicit = weights_path or os.environ.get(get_spec("raft_large").env_var)
         try:
             return RAFTFlow("large", device, weights_path)
         except WeightsNotFoundError:
+            if explicit:  # a file the user named that is not there is a mistake, not a fallback
+                raise
             return DISFlow()
     return RAFTFlow(name.removeprefix("raft_"), device, weights_path, allow_random_weights)
 

@@ -10,7 +10,7 @@ from metrics.base import Metric, MetricInfo, MetricResult, VideoContext, registe
 from metrics.base import slope_result as _slope
 from metrics.consistency import clip_frames
 from metrics.functional import quality
-from metrics.functional.curves import relative_to_first
+from metrics.functional.curves import relative_to_first, slope_range
 
 
 def paired(ctx: VideoContext) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,7 +155,7 @@ class ClipIqaDrift(Metric):
         name="clip_iqa_drift",
         family="quality",
         higher_is_better=True,
-        value_range=(-1.0, 1.0),
+        value_range=slope_range(0.0, 1.0),
         unit="probability per video length",
         series_axis="frame",
         min_frames=2,

@@ -231,11 +231,18 @@ def test_a_condition_file_that_is_no_image_fails_once_before_compute(tmp_path, c
         np.save(tmp_path / name, clip)
     notes = tmp_path / "cond.txt"
     notes.write_text("not an image")
-    code = main(["eval", "--flow", "dis", "--condition", str(notes),
-                 str(tmp_path / "a.npy"), str(tmp_path / "b.npy")])
+    for condition, needle in ((notes, "cond.txt: --condition is not an image"),
+                              (tmp_path / "a.npy", "a.npy: --condition is not an image")):
+        code = main(["eval", "--flow", "dis", "--condition", str(condition),
+                     str(tmp_path / "a.npy"), str(tmp_path / "b.npy")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, err
+        assert needle in err and ".png or .jpg" in err
+    broken = tmp_path / "cond.png"
+    broken.write_text("not an image either")
+    code = main(["eval", "--flow", "dis", "--condition", str(broken), str(tmp_path / "a.npy")])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1, err
-    assert "cond.txt: --condition: unsupported" in err and ".png or .jpg" in err
+    assert code == 2 and "cond.png: --condition: " in err, err
 
 
 def test_one_condition_image_serves_every_video(tmp_path, clip, capsys):
@@ -309,14 +316,21 @@ def test_unavailable_weights_column_says_so_and_the_rest_run(tmp_path, clip, cap
     np.save(tmp_path / "v.npy", clip)
     out = tmp_path / "t.csv"
     code, stdout, err = run_cli(
-        capsys, tmp_path / "v.npy", "--metrics", "clip_condition,warping_error", "--out", out
+        capsys, tmp_path / "v.npy", "--metrics", "clip_cond*,warping_error", "--out", out
     )
     assert code == 0, err
-    assert "warning: clip_condition unavailable" in err and "EXSVD_WEIGHTS_CLIP_VIT_B32" in err
+    assert "warning: clip_condition, clip_condition_min" in err and "EXSVD_WEIGHTS_CLIP" in err
     assert "unavailable" in stdout
     row = pd.read_csv(out).iloc[0]
     assert np.isnan(row["clip_condition"]) and np.isfinite(row["warping_error"])
     assert row["unavailable"].startswith("clip_condition: ")
+
+
+def test_a_metric_named_without_its_weights_is_a_setup_error(tmp_path, clip, capsys):
+    np.save(tmp_path / "v.npy", clip)
+    code, _, err = run_cli(capsys, tmp_path / "v.npy", "--metrics", "clip_condition,warping_error")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: clip_condition: unavailable: ") and "EXSVD_WEIGHTS_CLIP" in err
 
 
 def test_random_weights_are_labelled_in_every_row(tmp_path, clip, capsys):

@@ -86,6 +86,20 @@ def test_auto_falls_back_to_dis_and_says_so():
     assert "weight-free" in backend.weights
 
 
+def test_auto_does_not_fall_back_past_weights_the_user_named(tmp_path, monkeypatch):
+    with pytest.raises(WeightsNotFoundError, match="does not exist"):
+        create_flow_backend("auto", weights_path=str(tmp_path / "raft.pth"))
+    monkeypatch.setenv("EXSVD_WEIGHTS_RAFT_LARGE", str(tmp_path / "typo.pth"))
+    with pytest.raises(WeightsNotFoundError, match=r"typo\.pth"):
+        create_flow_backend("auto")
+
+
+def test_raft_random_init_is_the_same_every_time():
+    first, second = (RAFTFlow("small", allow_random_weights=True) for _ in range(2))
+    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_unknown_backend_is_a_user_error():
     with pytest.raises(BenchError, match="unknown flow backend"):
         create_flow_backend("farneback")

@@ -289,3 +289,64 @@ def test_dis_flow_of_a_wide_thin_strip_is_the_strip_turned_back():
     flow = DISFlow()(frames[:1], frames[1:])[0, :, :, 20:-20]  # frame 1 is frame 0 moved 3 px
     assert flow[0].median() == pytest.approx(3, abs=0.3)
     assert flow[1].abs().median() < 0.3
+
+
+def test_metric_update_takes_condition_reference_and_networks():
+    from metrics import create_metric
+
+    video = make_video("pan", frames=6, size=(32, 32), seed=2).frames
+    other = make_video("pan", frames=6, size=(32, 32), seed=5).frames
+    by_evaluator = evaluate(video, ["ssim_condition"], flow="dis").scalars["ssim_condition"]
+    assert create_metric("ssim_condition").update(video).value == by_evaluator  # frame 0
+    assert create_metric("ssim_condition").update(video, condition=other[0]).value < 0.9
+    assert create_metric("psnr").update(video, reference=video).value == 100.0
+    lpips = create_metric("lpips", allow_random_weights=True).update(video, reference=other)
+    assert math.isfinite(lpips.value) and lpips.value > 0
+
+
+def test_a_condition_image_follows_the_video_rules():
+    video = make_video("pan", frames=6, size=(32, 32), seed=2).frames
+    as_uint8 = evaluate(video, ["ssim_condition"], condition=video[3], flow="dis")
+    as_float = evaluate(video, ["ssim_condition"], condition=video[3] / 255.0, flow="dis")
+    assert as_float.scalars == as_uint8.scalars  # floats in [0, 1] are not divided by 255 again
+    grey = evaluate(video, ["ssim_condition"], condition=video[3, :, :, 0], flow="dis")
+    assert math.isfinite(grey.scalars["ssim_condition"])
+
+
+def test_a_resized_reference_still_says_it_is_shorter():
+    video = make_video("pan", frames=8, size=(32, 32), seed=0).frames
+    short = Video(make_video("pan", frames=4, size=(48, 48), seed=0).frames, 8.0, "r.npy", ())
+    result = Evaluator(["psnr"], with_reference=True, resize_reference=True, flow="dis")(
+        video, reference=short
+    )
+    assert "reference has 4 frames, compared over the first 4" in result.notes
+
+
+def test_another_clip_model_needs_its_own_checkpoint(monkeypatch, tmp_path):
+    from metrics.backbones import ClipEncoder
+    from metrics.errors import BenchError
+
+    monkeypatch.setenv("EXSVD_WEIGHTS_CLIP_VIT_B32", str(tmp_path / "b32.bin"))  # never used
+    with pytest.raises(BenchError, match="ViT-S-32: has no weights the project resolves"):
+        ClipEncoder("cpu", "ViT-S-32")
+    with pytest.raises(BenchError, match="does not exist"):
+        ClipEncoder("cpu", "ViT-S-32", weights=str(tmp_path / "s32.bin"))
+
+
+@pytest.mark.parametrize("length", [2, 4, 9, 50, 400])
+def test_slope_metrics_declare_the_range_their_values_can_reach(length):
+    """A step from the bottom to the top of a curve's range is the steepest least-squares
+    slope; the declared ranges hold it (the old (-2, 2) for a cosine did not)."""
+    import torch
+
+    from metrics import create_metric
+    from metrics.functional.curves import normalised_slope
+
+    step = torch.zeros(length)
+    step[length // 2 :] = 1.0
+    steepest = normalised_slope(step)  # for a curve in [0, 1]
+    assert steepest <= 1.5 and (length < 50 or steepest > 1.45)
+    for name, span in (("clip_condition_slope", 2), ("ssim_condition_slope", 2),
+                       ("lpips_condition_slope", 1), ("clip_iqa_drift", 1)):
+        low, high = create_metric(name).info.value_range
+        assert low <= -span * steepest and span * steepest <= high, name

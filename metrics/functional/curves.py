@@ -5,6 +5,13 @@ from __future__ import annotations
 import torch
 
 
+def slope_range(low: float, high: float) -> tuple[float, float]:
+    """The values ``normalised_slope`` can take for a curve within [low, high]: a step from low
+    to high halfway through approaches 1.5 x (high - low) as the curve gets long."""
+    bound = 1.5 * (high - low)
+    return (-bound, bound)
+
+
 def normalised_slope(curve: torch.Tensor) -> float:
     """Least-squares slope of ``curve`` [T] against time t/(T-1) in [0, 1]; NaN when T < 2.
 
