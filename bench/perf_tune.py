@@ -43,13 +43,11 @@ GPU_COMMAND = "python -m bench perf tune --model svd-xt --size 512 --frames 25,6
 class Setting:
     """One combination of memory levers for a post-tuning step.
 
-    ``dtype``: autocast dtype ("float32" means no autocast). ``checkpointing``: "none";
-    "stock" (diffusers' ``enable_gradient_checkpointing``: ResNets and the spatial transformer
-    blocks only, the temporal blocks ExVideo trains keep all their activations); "full" (stock
-    for the ResNets, plus every ``TransformerSpatioTemporalModel`` checkpointed whole, temporal
-    blocks and identity convs included). ``frozen_bf16``: frozen weights stored in bf16 (the
-    trainable ones stay fp32 master weights). ``optimizer``: "adamw" (torch's default, foreach
-    on CUDA), "adamw-foreach-off" (one parameter at a time: no full-size temporaries),
+    ``dtype``: autocast dtype ("float32" means no autocast). ``checkpointing``: one of
+    ``variants.memory.CHECKPOINTING`` (the levers ``post_tune`` offers too). ``frozen_bf16``:
+    frozen weights stored in bf16 (the trainable ones stay fp32 master weights). ``optimizer``:
+    "adamw" (torch's default, foreach on CUDA), "adamw-foreach-off" (one parameter at a time: no
+    full-size temporaries),
     "adamw-fused" (one fused kernel, no temporaries). ``chunking``: feed-forward chunking
     (chunk size 1 along dim 1). ``grads_to_none``: ``zero_grad(set_to_none=True)``, so no
     gradient buffers are held through the forward pass.
@@ -142,44 +140,14 @@ def add_parser(targets) -> None:
     parser.set_defaults(run=run_tune)
 
 
-def _checkpoint_whole(module) -> None:
-    """Checkpoint ``module`` as one unit: only its inputs are kept, its inside is recomputed.
-
-    The module's own forward pre-hooks still run once per call (outside the checkpoint); the
-    hooks of its children (the identity convs) run inside, on recompute too."""
-    from torch.utils.checkpoint import checkpoint
-
-    original = module.forward
-
-    def forward(*args, **kwargs):
-        import torch
-
-        if torch.is_grad_enabled():
-            return checkpoint(original, *args, use_reentrant=False, **kwargs)
-        return original(*args, **kwargs)
-
-    module.forward = forward
-
-
 def apply_setting(unet, setting: Setting, lr: float = 1e-5):
     """Apply ``setting`` to an arm whose trainable parameters are already chosen
     (``set_trainable``); returns the optimizer over the trainable ones."""
-    import torch
-    from diffusers.models.transformers.transformer_temporal import TransformerSpatioTemporalModel
+    from variants.memory import apply_checkpointing, store_frozen_in
 
-    if setting.checkpointing not in ("none", "stock", "full"):
-        raise ValueError(f"unknown checkpointing {setting.checkpointing!r}")
     if setting.frozen_bf16:
-        for param in unet.parameters():
-            if not param.requires_grad:
-                param.data = param.data.to(torch.bfloat16)
-    if setting.checkpointing in ("stock", "full"):
-        unet.enable_gradient_checkpointing()
-    if setting.checkpointing == "full":
-        for module in unet.modules():
-            if isinstance(module, TransformerSpatioTemporalModel):
-                module.gradient_checkpointing = False  # inside a checkpoint: no second level
-                _checkpoint_whole(module)
+        store_frozen_in(unet, "bfloat16")
+    apply_checkpointing(unet, setting.checkpointing)
     if setting.chunking:
         unet.enable_forward_chunking(chunk_size=1, dim=1)
     return make_optimizer(unet, setting, lr)

@@ -173,6 +173,17 @@ def _tune(check: Checker, tune: TuneSettings, arms: list[str]) -> TuneSettings:
     check.require(tune.lr > 0, ("tune", "lr"), "lr must be > 0", "use e.g. 1e-4")
     check.require(0 <= tune.ema < 1, ("tune", "ema"), "ema must lie in [0, 1)", "0 = no EMA")
     check.choice(("tune", "mixed_precision"), tune.mixed_precision, ("no", "fp16", "bf16"))
+    from variants.memory import CHECKPOINTING, FROZEN_DTYPES
+
+    check.choice(("tune", "checkpointing"), tune.checkpointing, CHECKPOINTING)
+    check.choice(("tune", "frozen_dtype"), tune.frozen_dtype, FROZEN_DTYPES)
+    autocast = {"bfloat16": "bf16", "float16": "fp16"}.get(tune.frozen_dtype)
+    check.require(
+        autocast in (None, tune.mixed_precision),
+        ("tune", "frozen_dtype"),
+        f"frozen_dtype {tune.frozen_dtype} needs mixed_precision {autocast!r}",
+        f"set tune.mixed_precision = {autocast!r} or frozen_dtype = 'float32'",
+    )
     check.choice(("tune", "exsvd_weights"), tune.exsvd_weights, ("own", "released"))
     data = check.folder_or(("tune", "data"), tune.data, "synthetic")
     if data != "synthetic":  # listing only; unreadable or short videos are skipped when loaded

@@ -64,7 +64,9 @@ class TuneSettings:
     checkpoint_every: int | None = None
     grad_accumulation: int = 1
     mixed_precision: str = "no"
-    gradient_checkpointing: bool = False
+    checkpointing: str = "none"
+    frozen_dtype: str = "float32"
+    fused_adamw: bool = False
     data: str = "synthetic"
     exsvd_weights: str = "own"
     released_weights: str = ""

@@ -97,12 +97,47 @@ def test_gradient_accumulation_and_checkpointing_run(base, tmp_path):
 
     unet = arm_unet(base, "exsvd-cyclic-pe")
     before = {n: p.detach().clone() for n, p in unet.named_parameters()}
-    config = replace(CONFIG, steps=1, grad_accumulation=2, gradient_checkpointing=True)
+    config = replace(CONFIG, steps=1, grad_accumulation=2, checkpointing="stock")
     post_tune(unet, base, synthetic_clips(FRAMES, SIZE, 1), config, tmp_path, progress=False)
     after = trainable_state(unet)
     assert after and all(not torch.equal(before[n], after[n]) for n in after)
     assert unet.is_gradient_checkpointing
     assert float((tmp_path / "loss.csv").read_text().splitlines()[1].split(",")[1]) > 0
+
+
+def test_the_memory_levers_of_long_videos_train_the_same_weights(base, tmp_path):
+    """Checkpointing whole temporal transformers recomputes, it does not change the maths; frozen
+    weights in bf16 (under bf16 autocast) train the fp32 master weights of the arm."""
+    from dataclasses import replace
+
+    from metrics.errors import BenchError
+
+    clips = synthetic_clips(FRAMES, SIZE, 1)
+    trained = {}
+    for mode in ("none", "full"):
+        unet = arm_unet(base)
+        config = replace(CONFIG, steps=2, checkpointing=mode)
+        post_tune(unet, base, clips, config, tmp_path / mode, progress=False)
+        trained[mode] = trainable_state(unet)
+    for name, value in trained["none"].items():
+        torch.testing.assert_close(trained["full"][name], value, atol=1e-6, rtol=1e-5)
+    lean = arm_unet(base)
+    config = replace(CONFIG, steps=1, checkpointing="full", frozen_dtype="bfloat16",
+                     mixed_precision="bf16", fused_adamw=True)
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)  # one precision per process; tests switch it
+    try:
+        post_tune(lean, base, clips, config, tmp_path / "lean", progress=False)
+    finally:
+        AcceleratorState._reset_state(True)
+    dtypes = {p.requires_grad: p.dtype for p in lean.parameters()}
+    assert dtypes == {True: torch.float32, False: torch.bfloat16}
+    assert float((tmp_path / "lean" / "loss.csv").read_text().splitlines()[1].split(",")[1]) > 0
+    with pytest.raises(BenchError, match="frozen_dtype bfloat16 needs mixed_precision 'bf16'"):
+        replace(CONFIG, frozen_dtype="bfloat16")
+    with pytest.raises(BenchError, match="checkpointing 'all' is not one of"):
+        replace(CONFIG, checkpointing="all")
 
 
 def test_learning_rate_schedule_warm_up_then_constant_or_cosine():

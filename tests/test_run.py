@@ -165,6 +165,13 @@ def test_a_changed_setting_recomputes_only_what_depends_on_it(baseline, config_f
     }
 
 
+def test_settings_that_leave_the_weights_alone_do_not_retune(baseline, config_file, tmp_path):
+    run = copy(baseline, tmp_path)
+    settings = ["tune.checkpoint_every=2", "tune.checkpointing='full'"]
+    assert bench(config_file, run, "--resume", *[f"--set={s}" for s in settings]) == 0
+    assert computed(run)["tune"] == 0 and computed(run)["generate"] == 0
+
+
 def test_force_redoes_the_stage_and_what_follows(baseline, config_file, tmp_path):
     run = copy(baseline, tmp_path)
     assert bench(config_file, run, "--force", "generate") == 0

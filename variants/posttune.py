@@ -25,6 +25,7 @@ from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion 
 
 from metrics.atomic import atomic_path
 from metrics.errors import BenchError
+from variants.memory import apply_checkpointing, store_frozen_in
 from variants.objective import Batch, ObjectiveConfig, edm_loss
 from variants.unet import set_trainable
 
@@ -41,7 +42,9 @@ class TuneConfig:
     seed: int = 0
     ema_decay: float = 0.999
     mixed_precision: str = "no"  # "fp16" or "bf16" on GPUs (accelerate)
-    gradient_checkpointing: bool = False
+    checkpointing: str = "none"  # "stock" or "full": variants.memory.CHECKPOINTING
+    frozen_dtype: str = "float32"  # "bfloat16" (with mixed_precision "bf16"): frozen weights
+    fused_adamw: bool = False  # torch's fused AdamW kernel (no optimizer temporaries)
     checkpoint_every: int = 50
     warmup_steps: int = 0  # linear warm-up of the learning rate
     cosine: bool = False  # cosine decay to 0 after warm-up (ExVideo: constant)
@@ -49,6 +52,21 @@ class TuneConfig:
     motion_bucket: int = 127
     noise_aug: float = 0.02
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+
+    def __post_init__(self):
+        from variants.memory import CHECKPOINTING, FROZEN_DTYPES
+
+        autocast = {"bfloat16": "bf16", "float16": "fp16"}
+        if self.checkpointing not in CHECKPOINTING:
+            problem = f"checkpointing {self.checkpointing!r} is not one of {CHECKPOINTING}"
+        elif self.frozen_dtype not in FROZEN_DTYPES:
+            problem = f"frozen_dtype {self.frozen_dtype!r} is not one of {FROZEN_DTYPES}"
+        elif autocast.get(self.frozen_dtype, self.mixed_precision) != self.mixed_precision:
+            problem = (f"frozen_dtype {self.frozen_dtype} needs mixed_precision "
+                       f"{autocast[self.frozen_dtype]!r}, not {self.mixed_precision!r}")
+        else:
+            return
+        raise BenchError("post-tuning settings", problem, "see TuneConfig and variants.memory")
 
 
 def clip_pixels(clips: np.ndarray, device="cpu") -> torch.Tensor:
@@ -142,15 +160,16 @@ def post_tune(
     if train_all:
         unet.requires_grad_(True)
         counts["trainable"] = sum(p.numel() for p in unet.parameters())
-    if config.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
+    apply_checkpointing(unet, config.checkpointing)
+    store_frozen_in(unet, config.frozen_dtype)
     unet.train()
     if batches is None:  # only the encoders: the base UNet stays where it is
         pipeline.vae.to(accelerator.device)
         pipeline.image_encoder.to(accelerator.device)
     names = [name for name, p in unet.named_parameters() if p.requires_grad]
     params = [p for p in unet.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr)
+    fused = {"fused": True} if config.fused_adamw else {}
+    optimizer = torch.optim.AdamW(params, lr=config.lr, **fused)
     model, optimizer = accelerator.prepare(unet, optimizer)
     ema = [p.detach().clone() for p in params]  # after prepare: on the parameters' device
     state = TuneState()

@@ -24,6 +24,11 @@ def tuned_arms(config: RunConfig) -> list[str]:
     return [arm for arm in config.arms if get_variant(arm).post_tuned]
 
 
+# settings that do not change the tuned weights: the budget's name (its numbers are resolved),
+# how often to checkpoint (resume is bit for bit), checkpointing (recomputes the same maths)
+NOT_IN_KEY = ("exsvd_weights", "released_weights", "budget", "checkpoint_every", "checkpointing")
+
+
 def is_released(config: RunConfig, arm: str) -> bool:
     return arm == "exsvd" and config.tune.exsvd_weights == "released"
 
@@ -39,11 +44,7 @@ def tune_units(ctx: Context) -> list[Unit]:
         if released:
             what = {"released": ctx.checksums.file(Path(tune.released_weights))}
         else:
-            settings = {
-                k: v
-                for k, v in asdict(tune).items()
-                if k not in ("exsvd_weights", "released_weights")
-            }
+            settings = {k: v for k, v in asdict(tune).items() if k not in NOT_IN_KEY}
             data = tune.data if tune.data == "synthetic" else folder_stamp(Path(tune.data))
             what = {
                 "settings": settings,
@@ -136,7 +137,9 @@ def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool) -
         seed=config.seed,
         ema_decay=tune.ema,
         mixed_precision=tune.mixed_precision,
-        gradient_checkpointing=tune.gradient_checkpointing,
+        checkpointing=tune.checkpointing,
+        frozen_dtype=tune.frozen_dtype,
+        fused_adamw=tune.fused_adamw,
         checkpoint_every=tune.checkpoint_every,
         **conditioning(config),
     )
