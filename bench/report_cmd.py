@@ -22,8 +22,10 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.stages.report import refresh_record
     from reports import build_report
 
     index = build_report(args.run_dir)
+    refresh_record(args.run_dir)
     print(f"wrote {index}")
     return 0

@@ -63,7 +63,7 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.run_cache import Checksums
-    from bench.run_record import check_run_dir, write_run_json
+    from bench.run_record import check_run_dir, mark_finished, write_run_json
     from bench.run_settings import load_config
     from bench.run_shard import Shard
     from bench.stages.context import Context
@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     execute(ctx, plan, clock)
     if shard.is_main:
         clock.write(finished=True)
+        computed = any(counts["computed"] for counts in ctx.counts.values())
+        mark_finished(run_dir, shard.count, computed)
         summarize(ctx, clock)
     return 0
 

@@ -1,5 +1,10 @@
-"""The run's own records, ``run.json`` (config, its hash, versions, hardware) and
-``timings.json``, and the guard against mixing two runs in one directory."""
+"""The run's own records, ``run.json`` (config, its hash, versions, hardware, whether the last
+run into the directory finished) and ``timings.json``, and the guard against mixing two runs in
+one directory.
+
+``versions`` and ``hardware`` are those of the runs that computed the results: a rerun that
+only reads its cache keeps them, and one that computes under others keeps the old ones in
+``earlier_environments``."""
 
 from __future__ import annotations
 
@@ -77,29 +82,72 @@ def write_json(path: Path, payload: dict) -> None:
         tmp.write_text(json.dumps(payload, indent=2))
 
 
+ENVIRONMENT = ("versions", "hardware", "earlier_environments")
+
+
 def write_run_json(run_dir: Path, config: RunConfig, processes: int) -> None:
+    """At the start of a run: its config, and ``finished`` null until ``mark_finished``."""
     old = read_record(run_dir / "run.json") or {}
     same = old.get("config_hash") == config.digest()
+    environment = (
+        {k: old[k] for k in ENVIRONMENT if k in old}
+        if "versions" in old
+        else {"versions": versions(), "hardware": hardware(processes)}
+    )
     write_json(
         run_dir / "run.json",
         {
             "config": config.to_dict(),
             "config_hash": config.digest(),
             "created": old["created"] if same and "created" in old else now(),
-            "versions": versions(),
-            "hardware": hardware(processes),
+            "finished": None,
+            **environment,
         },
     )
 
 
+def mark_finished(run_dir: Path, processes: int, computed: bool) -> None:
+    """At the end of a run: when, and (if it computed anything) the environment it ran in."""
+    record = read_record(run_dir / "run.json") or {}
+    if computed:
+        current = {"versions": versions(), "hardware": hardware(processes)}
+        recorded = {k: record.get(k) for k in ("versions", "hardware")}
+        earlier = record.get("earlier_environments", [])
+        if recorded != current and recorded["versions"] and recorded not in earlier:
+            record["earlier_environments"] = [*earlier, recorded]
+        record.update(current)
+    record["finished"] = now()
+    write_json(run_dir / "run.json", record)
+
+
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
+    found = {"python": platform.python_version(), "exsvd-bench commit": source_commit()}
     for package in PACKAGES:
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             found[package] = "not installed"
     return found
+
+
+def source_commit() -> str:
+    """The git commit of this checkout (and whether it has uncommitted changes), or why not."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        if done.returncode:
+            raise OSError(done.stderr.strip())
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return commit[:12] + (" + uncommitted changes" if dirty else "")
 
 
 def hardware(processes: int) -> dict:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def build_report(run_dir: Path) -> Path:
+def build_report(run_dir: Path, in_run: bool = False) -> Path:
     """Rewrite ``results/summary.csv``, ``results/paired.csv`` and ``report/`` of ``run_dir``;
-    return ``report/index.html``. Imported lazily, so ``reports.stats`` stays light."""
+    return ``report/index.html`` (``in_run``: built as ``bench run``'s last stage). Imported
+    lazily, so ``reports.stats`` stays light."""
     from reports.build import build_report as build
 
-    return build(run_dir)
+    return build(run_dir, in_run)
 
 
 __all__ = ["build_report"]

@@ -68,6 +68,31 @@ def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
+def record_notes(run, in_run: bool) -> list[str]:
+    """What run.json says about how far the results can be trusted to match it."""
+    notes = []
+    if not in_run and "finished" in run.record and run.record["finished"] is None:
+        notes.append(
+            "the last bench run into this directory did not finish: the config shown is its "
+            "own, but results of an earlier config may remain; finish it with bench run "
+            "--resume (same settings) before relying on this report"
+        )
+    current = run.record.get("versions", {})
+    for earlier in run.record.get("earlier_environments", []):
+        changed = [
+            f"{name} {version}"
+            for name, version in (earlier.get("versions") or {}).items()
+            if current.get(name) != version
+        ]
+        if earlier.get("hardware") != run.record.get("hardware"):
+            changed.append("other hardware")
+        notes.append(
+            "some results were computed in an earlier environment ("
+            + ", ".join(changed) + "; run.json earlier_environments)"
+        )
+    return notes
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
@@ -77,14 +102,15 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))
 
 
-def build_report(run_dir: Path) -> Path:
+def build_report(run_dir: Path, in_run: bool = False) -> Path:
     """Rewrite ``results/summary.csv``, ``results/paired.csv`` and ``report/`` of ``run_dir``
-    from its stored files alone; return the path of ``report/index.html``."""
+    from its stored files alone; return the path of ``report/index.html``. ``in_run``: built as
+    the last stage of ``bench run`` (every earlier stage done, the run about to finish)."""
     started = time.perf_counter()
     run = load_run(Path(run_dir))
     summary = summarize(run.per_video, n_boot=N_BOOT, seed=SEED, level=LEVEL)
     paired = compare(run.per_video, baseline=BASELINE, n_boot=N_BOOT, seed=SEED, level=LEVEL)
-    notes = [*run.notes, *filter(None, [paired.attrs.get("note")])]
+    notes = [*run.notes, *filter(None, [paired.attrs.get("note")]), *record_notes(run, in_run)]
     write_csv(summary, run.root / "results" / "summary.csv")
     write_csv(paired, run.root / "results" / "paired.csv")
     out = Output(run.root / "report")
@@ -96,7 +122,7 @@ def build_report(run_dir: Path) -> Path:
         "title": f"exsvd-bench report: {run.root.resolve().name}",
         "baseline": BASELINE,
         "arms": run.arms,
-        "facts": run_facts(run),
+        "facts": run_facts(run, in_run),
         "main": tables.main_blocks(summary, paired, run.arms, BASELINE),
         "deltas": tables.delta_blocks(paired),
         "problems": tables.problems(run.per_video, run.unavailable),

@@ -96,7 +96,7 @@ def seeds(run: Run) -> dict[str, str]:
     }
 
 
-def timings(run: Run) -> dict:
+def timings(run: Run, in_run: bool = False) -> dict:
     """Seconds per stage, share of the total, and units computed / taken from the cache."""
     stages = {k: v for k, v in run.timings.get("stages", {}).items() if isinstance(v, int | float)}
     units = run.timings.get("units", {})
@@ -113,11 +113,12 @@ def timings(run: Run) -> dict:
         ],
         "total": f"{total:.1f} s ({total / 60:.1f} min)" if stages else "",
         "started": run.timings.get("started", ""),
-        "finished": run.timings.get("finished", ""),
+        "finished": run.timings.get("finished")
+        or ("with this report (its own build time is not in the table)" if in_run else ""),
     }
 
 
-def run_facts(run: Run) -> dict:
+def run_facts(run: Run, in_run: bool = False) -> dict:
     backends, versions = provenance(run.per_video)
     hardware = {
         k: (", ".join(map(str, v)) or "none") if isinstance(v, list) else str(v)
@@ -132,5 +133,5 @@ def run_facts(run: Run) -> dict:
         "versions": {**run.record.get("versions", {}), **versions},
         "hardware": hardware,
         "seeds": seeds(run),
-        "timings": timings(run),
+        "timings": timings(run, in_run),
     }

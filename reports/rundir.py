@@ -60,9 +60,12 @@ def load_run(run_dir: Path) -> Run:
         manifest = _optional(run, f"generate/{arm}/manifest.json", _read_json, None)
         if manifest:
             run.manifests[arm] = manifest
-        videos = {}
+        rows = run.per_video[run.per_video["arm"] == arm]
+        scored = set(zip(rows["sample"], rows["seed"].astype(int), strict=True))
+        videos = {}  # only the videos the results are about: an earlier config's may remain
         for path in sorted(folder.glob("*.mp4")):
-            if match := VIDEO_NAME.fullmatch(path.name):
+            match = VIDEO_NAME.fullmatch(path.name)
+            if match and (match["sample"], int(match["seed"])) in scored:
                 videos[match["sample"], int(match["seed"])] = path
         if videos:
             run.videos[arm] = videos

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import shutil
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -196,3 +197,31 @@ def test_cli_rebuilds_and_reports_errors_in_one_line(index, run_dir, tmp_path, c
     (tmp_path / "results" / "per_video.parquet").write_bytes(b"not parquet")
     assert main(["report", str(tmp_path)]) == 2
     assert "unreadable" in capsys.readouterr().err
+
+
+def test_videos_the_results_are_not_about_stay_out_of_the_report(run_dir, tmp_path):
+    from reports.rundir import load_run
+
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    stray = copy / "generate" / "exsvd" / f"{SAMPLES[0]}_seed9.mp4"  # an earlier config's seed
+    shutil.copy(next((copy / "generate" / "exsvd").glob("*.mp4")), stray)
+    run = load_run(copy)
+    scored = set(zip(run.per_video["sample"], run.per_video["seed"], strict=True))
+    assert (SAMPLES[0], 9) not in run.videos["exsvd"] and set(run.videos["exsvd"]) <= scored
+
+
+def test_the_report_says_when_run_json_may_not_match_the_results(run_dir):
+    from reports.build import record_notes
+    from reports.facts import timings
+    from reports.rundir import load_run
+
+    run = load_run(run_dir)
+    assert not record_notes(run, in_run=False)
+    run.record = {**run.record, "finished": None, "versions": {"diffusers": "0.42.1"}}
+    (unfinished,) = record_notes(run, in_run=False)
+    assert "did not finish" in unfinished and "--resume" in unfinished
+    assert not record_notes(run, in_run=True)  # the report of the run itself: all stages done
+    run.record["earlier_environments"] = [{"versions": {"diffusers": "0.40.0"}, "hardware": {}}]
+    assert "earlier environment (diffusers 0.40.0, other hardware" in record_notes(run, True)[0]
+    run.timings = {k: v for k, v in run.timings.items() if k != "finished"}
+    assert timings(run, in_run=True)["finished"].startswith("with this report")

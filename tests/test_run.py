@@ -93,7 +93,7 @@ def subprocess_env() -> dict[str, str]:
 
 def test_a_run_writes_the_run_directory_contract(baseline):
     record = json.loads((baseline / "run.json").read_text())
-    assert set(record) == {"config", "config_hash", "created", "versions", "hardware"}
+    assert set(record) == {"config", "config_hash", "created", "finished", "versions", "hardware"}
     assert record["config"]["arms"] == ARMS and record["config"]["model"]["base_length"] == 4
     timings = json.loads((baseline / "timings.json").read_text())
     assert {"tune", "generate", "evaluate", "aggregate", "report"} <= set(timings["stages"])
@@ -170,6 +170,29 @@ def test_settings_that_leave_the_weights_alone_do_not_retune(baseline, config_fi
     settings = ["tune.checkpoint_every=2", "tune.checkpointing='full'"]
     assert bench(config_file, run, "--resume", *[f"--set={s}" for s in settings]) == 0
     assert computed(run)["tune"] == 0 and computed(run)["generate"] == 0
+
+
+def test_a_hand_built_report_is_not_rebuilt_by_the_next_run(baseline, config_file, tmp_path):
+    run = copy(baseline, tmp_path)
+    assert main(["report", str(run)]) == 0
+    assert bench(config_file, run) == 0
+    assert computed(run)["report"] == 0
+
+
+def test_run_json_keeps_the_environment_that_computed_the_results(
+    baseline, config_file, tmp_path
+):
+    run = copy(baseline, tmp_path)
+    record = json.loads((run / "run.json").read_text())
+    assert record["finished"] and "exsvd-bench commit" in record["versions"]
+    record["versions"]["diffusers"] = "0.0.1"  # as if computed under another diffusers
+    (run / "run.json").write_text(json.dumps(record))
+    assert bench(config_file, run) == 0  # all cached: the results are still 0.0.1's
+    assert json.loads((run / "run.json").read_text())["versions"]["diffusers"] == "0.0.1"
+    assert bench(config_file, run, "--force", "aggregate") == 0  # computes: today's versions
+    after = json.loads((run / "run.json").read_text())
+    assert after["versions"]["diffusers"] != "0.0.1"
+    assert after["earlier_environments"][0]["versions"]["diffusers"] == "0.0.1"
 
 
 def test_force_redoes_the_stage_and_what_follows(baseline, config_file, tmp_path):
