@@ -117,14 +117,18 @@ def build_report(run_dir: Path, in_run: bool = False) -> Path:
     colours = figures.arm_colours(run.arms)
     out.table(summary, "summary")
     out.table(paired, "paired")
-    out.table(tables.main_csv(summary, paired, run.arms), "main")
+    frames = {
+        arm: run.manifests.get(arm, {}).get("generation", {}).get("frames") for arm in run.arms
+    }
+    labels = tables.arm_labels({k: v for k, v in frames.items() if v is not None}, BASELINE)
+    out.table(tables.main_csv(summary, paired, run.arms, labels), "main")
     context = {
         "title": f"exsvd-bench report: {run.root.resolve().name}",
         "baseline": BASELINE,
         "arms": run.arms,
         "facts": run_facts(run, in_run),
-        "main": tables.main_blocks(summary, paired, run.arms, BASELINE),
-        "deltas": tables.delta_blocks(paired),
+        "main": tables.main_blocks(summary, paired, run.arms, BASELINE, labels),
+        "deltas": tables.delta_blocks(paired, labels),
         "problems": tables.problems(run.per_video, run.unavailable),
         "bars": bar_figures(out, summary, paired, colours),
         "delta_figures": delta_figures(out, paired, colours),

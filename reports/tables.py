@@ -49,15 +49,36 @@ def _metric_columns(part: pd.DataFrame) -> list[dict]:
     ]
 
 
-def main_blocks(summary: pd.DataFrame, paired: pd.DataFrame, arms: list[str], baseline: str):
-    """Per family: metric columns, and one row per arm of cells (mean, CI, best, mark)."""
+def arm_labels(frames: dict[str, int], baseline: str) -> dict[str, str]:
+    """Each arm's row label: its name, and its frame count when it differs from the baseline's
+    (an arm run at another length, e.g. svd at L, is not compared like for like)."""
+    same = frames.get(baseline)
+    return {
+        arm: arm if same is None or count == same else f"{arm} ({count} frames)"
+        for arm, count in frames.items()
+    }
+
+
+def main_blocks(
+    summary: pd.DataFrame,
+    paired: pd.DataFrame,
+    arms: list[str],
+    baseline: str,
+    labels: dict[str, str] | None = None,
+):
+    """Per family: metric columns, and one row per arm of cells (mean, CI, best, mark); arms
+    labelled with another length (``arm_labels``) are left out of "best"."""
+    labels = labels or {}
+    other_length = {arm for arm in arms if labels.get(arm, arm) != arm}
+    summary_same = summary[~summary["arm"].isin(other_length)]
     stats = summary.set_index(["arm", "metric"])
     versus = paired.set_index(["arm", "metric"]) if len(paired) else None
     blocks = []
     for family in families(summary):
         part = summary[summary["family"] == family]
         columns = _metric_columns(part)
-        best = {c["name"]: best_arms(part[part["metric"] == c["name"]]) for c in columns}
+        same = summary_same[summary_same["family"] == family]
+        best = {c["name"]: best_arms(same[same["metric"] == c["name"]]) for c in columns}
         rows = []
         for arm in arms:
             cells = []
@@ -78,13 +99,17 @@ def main_blocks(summary: pd.DataFrame, paired: pd.DataFrame, arms: list[str], ba
                         "p_holm": fmt(test["p_holm"]) if test is not None else "",
                     }
                 )
-            rows.append({"arm": arm, "baseline": arm == baseline, "cells": cells})
+            rows.append(
+                {"arm": arm, "label": labels.get(arm, arm), "baseline": arm == baseline,
+                 "cells": cells}
+            )
         blocks.append({"family": family, "metrics": columns, "rows": rows})
     return blocks
 
 
-def delta_blocks(paired: pd.DataFrame):
+def delta_blocks(paired: pd.DataFrame, labels: dict[str, str] | None = None):
     """Per family: one row per arm of cells (delta, CI, Holm p, effect size, mark)."""
+    labels = labels or {}
     blocks = []
     for family in families(paired) if len(paired) else []:
         part = paired[paired["family"] == family]
@@ -110,14 +135,19 @@ def delta_blocks(paired: pd.DataFrame):
                         "mark": mark(test),
                     }
                 )
-            rows.append({"arm": arm, "cells": cells})
+            rows.append({"arm": arm, "label": labels.get(arm, arm), "cells": cells})
         blocks.append({"family": family, "metrics": columns, "rows": rows})
     return blocks
 
 
-def main_csv(summary: pd.DataFrame, paired: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
+def main_csv(
+    summary: pd.DataFrame,
+    paired: pd.DataFrame,
+    arms: list[str],
+    labels: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """Arms x metrics (families in order), each cell 'mean [low, high]' and the significance
-    mark, for papers."""
+    mark, for papers; arms named by their ``labels``."""
     marks = {(row["arm"], row["metric"]): mark(row) for _, row in paired.iterrows()}
     ordered = pd.concat([summary[summary["family"] == f] for f in families(summary)])
     cells = ordered.assign(
@@ -133,7 +163,9 @@ def main_csv(summary: pd.DataFrame, paired: pd.DataFrame, arms: list[str]) -> pd
     )
     wide = cells.pivot(index="arm", columns="header", values="cell")
     order = list(pd.unique(cells["header"]))
-    return wide.reindex(index=arms, columns=order).rename_axis(columns=None).reset_index()
+    table = wide.reindex(index=arms, columns=order).rename_axis(columns=None).reset_index()
+    table["arm"] = [(labels or {}).get(arm, arm) for arm in table["arm"]]
+    return table
 
 
 def problems(per_video: pd.DataFrame, unavailable: pd.DataFrame | None) -> list[dict]:
