@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps, rc_context
+from matplotlib import rc_context
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from metrics.atomic import atomic_path
 
@@ -22,6 +23,14 @@ STYLE = {
     "svg.fonttype": "none",
 }
 BETTER, WORSE, NEUTRAL = "#1a7f37", "#cf222e", "#8c959f"
+DIFFERENT = "#0072b2"
+# significance in the delta charts: a shape for each, so colour is never the only signal
+MARKERS = {"▲": ("^", BETTER, "better"), "▼": ("v", WORSE, "worse"),
+           "◇": ("D", DIFFERENT, "different (descriptive)"), "": ("o", NEUTRAL, "n.s.")}
+# arms: Okabe-Ito's colour-blind-safe palette, and a line style each as well
+PALETTE = ("#0072b2", "#e69f00", "#56b4e9", "#009e73", "#d55e00", "#cc79a7", "#000000",
+           "#f0e442")
+LINESTYLES = ("-", "--", "-.", ":")
 
 
 def arrow(higher_is_better) -> str:
@@ -36,9 +45,13 @@ def mark(row) -> str:
     return "◇" if pd.isna(row["better"]) else ("▲" if row["better"] else "▼")
 
 
-def arm_colours(arms: list[str]) -> dict[str, tuple]:
-    palette = colormaps["tab10"]
-    return {arm: palette(i % 10) for i, arm in enumerate(arms)}
+def arm_colours(arms: list[str]) -> dict[str, str]:
+    return {arm: PALETTE[i % len(PALETTE)] for i, arm in enumerate(arms)}
+
+
+def line_style(colours: dict[str, str], arm: str) -> str:
+    """The arm's line style: with its colour, a pair no two of the first 8 arms share."""
+    return LINESTYLES[list(colours).index(arm) % len(LINESTYLES)]
 
 
 def save(fig: Figure, folder: Path, name: str) -> bytes:
@@ -89,7 +102,8 @@ def curve_chart(series: pd.DataFrame, colours: dict, base_length: int | None, ti
         ax = fig.add_subplot()
         for arm in pd.unique(series["arm"]):
             curve = stats.loc[arm]
-            ax.plot(curve.index, curve["mean"], color=colours[arm], label=arm, linewidth=1.2)
+            ax.plot(curve.index, curve["mean"], color=colours[arm], label=arm, linewidth=1.2,
+                    linestyle=line_style(colours, arm))
             low, high = curve["mean"] - curve["half"], curve["mean"] + curve["half"]
             ax.fill_between(curve.index, low, high, color=colours[arm], alpha=0.15, linewidth=0)
         if base_length is not None:
@@ -109,29 +123,32 @@ def curve_chart(series: pd.DataFrame, colours: dict, base_length: int | None, ti
 
 def delta_chart(paired: pd.DataFrame, colours: dict) -> Figure:
     """One family: a panel per metric, each arm's mean difference from the baseline with its
-    paired-bootstrap CI; green / red when significantly better / worse."""
+    paired-bootstrap CI; significance as a marker shape and colour (``MARKERS``), explained in
+    a legend."""
     metrics = list(pd.unique(paired["metric"]))
     columns = min(3, len(metrics))
     rows = -(-len(metrics) // columns)
     arms = list(pd.unique(paired["arm"]))
+    used: dict[str, tuple[str, str]] = {}
     with rc_context(STYLE):
-        fig = new_figure(3.2 * columns, 0.5 + 0.28 * len(arms) * rows + 0.6 * rows)
+        fig = new_figure(3.2 * columns, 0.8 + 0.28 * len(arms) * rows + 0.6 * rows)
         for i, metric in enumerate(metrics):
             ax = fig.add_subplot(rows, columns, i + 1)
             part = paired[paired["metric"] == metric].set_index("arm").reindex(arms)
             for y, (_, row) in enumerate(part.iterrows()):
-                colour = {"▲": BETTER, "▼": WORSE}.get(mark(row), NEUTRAL)
                 if pd.isna(row["delta_mean"]):
                     continue
+                shape, colour, meaning = MARKERS[mark(row)]
+                used[meaning] = (shape, colour)
                 low, high = row["delta_mean"] - row["ci_low"], row["ci_high"] - row["delta_mean"]
                 ax.errorbar(
                     row["delta_mean"],
                     y,
                     xerr=np.nan_to_num([[low], [high]]),
-                    fmt="o",
+                    fmt=shape,
                     color=colour,
                     capsize=2,
-                    markersize=4,
+                    markersize=5,
                 )
             ax.axvline(0, color="black", linewidth=0.6)
             ax.set_yticks(range(len(arms)), arms if i % columns == 0 else [""] * len(arms))
@@ -142,6 +159,12 @@ def delta_chart(paired: pd.DataFrame, colours: dict) -> Figure:
                 else metric
             )
         fig.suptitle(f"{paired['family'].iloc[0]}: difference from {paired['baseline'].iloc[0]}")
+        handles = [
+            Line2D([], [], marker=shape, color=colour, linestyle="none", label=meaning)
+            for meaning, (shape, colour) in used.items()
+        ]
+        fig.legend(handles=handles, title="Holm-corrected, p < 0.05", fontsize=6,
+                   title_fontsize=6, frameon=False, ncols=len(handles), loc="outside lower center")
     return fig
 
 
@@ -154,7 +177,8 @@ def loss_chart(losses: dict[str, pd.DataFrame], colours: dict) -> Figure:
             span = max(5, len(loss) // 20)
             ax.plot(loss["step"], loss["loss"], color=colours[arm], alpha=0.25, linewidth=0.6)
             smooth = loss["loss"].ewm(span=span).mean()
-            ax.plot(loss["step"], smooth, color=colours[arm], label=f"{arm} (EMA {span})")
+            ax.plot(loss["step"], smooth, color=colours[arm], label=f"{arm} (EMA {span})",
+                    linestyle=line_style(colours, arm))
         values = pd.concat([loss["loss"] for loss in losses.values()])
         if (values > 0).all() and values.max() > 10 * values.min():
             ax.set_yscale("log")

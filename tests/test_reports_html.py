@@ -226,3 +226,29 @@ def test_the_report_says_when_run_json_may_not_match_the_results(run_dir):
     assert "earlier environment (diffusers 0.40.0, other hardware" in record_notes(run, True)[0]
     run.timings = {k: v for k, v in run.timings.items() if k != "finished"}
     assert timings(run, in_run=True)["finished"].startswith("with this report")
+
+
+def test_charts_never_use_colour_alone():
+    from matplotlib.legend import Legend
+
+    from reports.figures import delta_chart, line_style
+
+    rows = [
+        {"arm": arm, "metric": metric, "family": "motion", "higher_is_better": higher,
+         "baseline": "exsvd", "delta_mean": 1.0, "ci_low": 0.5, "ci_high": 1.5,
+         "significant": significant, "better": better}
+        for arm, metric, higher, significant, better in (
+            ("a", "m1", True, True, True),
+            ("b", "m1", True, False, False),
+            ("a", "m2", pd.NA, True, pd.NA),
+        )
+    ]
+    fig = delta_chart(pd.DataFrame(rows), arm_colours(["a", "b"]))
+    shapes = {line.get_marker() for ax in fig.axes for line in ax.lines if line.get_marker()}
+    assert {"^", "o", "D"} <= shapes  # better, n.s., different (descriptive): three shapes
+    (legend,) = [child for child in fig.get_children() if isinstance(child, Legend)]
+    texts = {t.get_text() for t in legend.get_texts()}
+    assert texts == {"better", "n.s.", "different (descriptive)"}
+    colours = arm_colours(list(ARMS))
+    pairs = {(colours[arm], line_style(colours, arm)) for arm in ARMS}
+    assert len(pairs) == len(ARMS) and len(set(colours.values())) == len(ARMS)
