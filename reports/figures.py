@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from metrics.atomic import atomic_path
 
@@ -151,6 +152,7 @@ def delta_chart(paired: pd.DataFrame, colours: dict) -> Figure:
                     markersize=5,
                 )
             ax.axvline(0, color="black", linewidth=0.6)
+            ax.xaxis.set_major_locator(MaxNLocator(4))  # long tick labels must not overlap
             ax.set_yticks(range(len(arms)), arms if i % columns == 0 else [""] * len(arms))
             ax.invert_yaxis()
             ax.set_title(
