@@ -39,3 +39,20 @@ def test_bad_training_input_fails_up_front(tmp_path, setup, kwargs, needle):
     with pytest.raises(BenchError, match=needle) as info:
         VideoFolderClips(tmp_path, **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_a_step_decodes_its_own_clip_and_nothing_is_held(tmp_path):
+    from metrics.video_io import read_video
+    from variants.data import _square
+
+    write_video(tmp_path / "a.mp4", make_video("pan", frames=20, size=(48, 80), seed=1).frames)
+    np.save(tmp_path / "b.npy", make_video("zoom", frames=10, size=(48, 48), seed=2).frames)
+    clips = VideoFolderClips(tmp_path, frames=8, size=32, batch_size=3)
+    assert [(p.name, n) for p, n in clips._videos] == [("a.mp4", 20), ("b.npy", 10)]  # no frames
+    batch = clips(5, torch.Generator().manual_seed(7))
+    draws = torch.Generator().manual_seed(7)  # the same draws, checked against a full decode
+    for clip in batch:
+        path, length = clips._videos[int(torch.randint(2, (1,), generator=draws))]
+        start = int(torch.randint(length - 8 + 1, (1,), generator=draws))
+        expected = _square(read_video(path).frames[start : start + 8], 32)
+        np.testing.assert_array_equal(clip, expected)

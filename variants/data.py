@@ -1,17 +1,21 @@
 """Training clips from a folder of videos, checked up front: bad or too-short files are skipped
-and reported, never fatal; a folder with nothing usable is a one-line error before any compute."""
+and reported, never fatal; a folder with nothing usable is a one-line error before any compute.
+
+Only each file's length is read up front (video containers are demuxed, not decoded); a step
+decodes the frames of its own clip, so memory does not grow with the data set."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from metrics.errors import BenchError
-from metrics.video_io import find_videos, read_video
+from metrics.video_io import VIDEO_SUFFIXES, find_videos, read_video
 
 VAE_FACTOR = 8  # SVD's VAE downsamples by 8: training sizes must be multiples of it
 
@@ -38,20 +42,20 @@ class VideoFolderClips:
     size: int
     batch_size: int = 1
     skipped: dict[str, str] = field(default_factory=dict)
-    _videos: list[np.ndarray] = field(default_factory=list, repr=False)
+    _videos: list[tuple[Path, int]] = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         check_size(self.size)
         for path in find_videos(self.folder):
             try:
-                video = read_video(path)
+                length = frame_count(path)
             except BenchError as err:
                 self.skipped[str(path)] = err.problem
                 continue
-            if video.num_frames < self.frames:
-                self.skipped[str(path)] = f"{video.num_frames} frames, shorter than {self.frames}"
+            if length < self.frames:
+                self.skipped[str(path)] = f"{length} frames, shorter than {self.frames}"
                 continue
-            self._videos.append(video.frames)
+            self._videos.append((path, length))
         if not self._videos:
             raise BenchError(
                 self.folder,
@@ -63,10 +67,54 @@ class VideoFolderClips:
     def __call__(self, step: int, generator: torch.Generator) -> np.ndarray:
         clips = []
         for _ in range(self.batch_size):
-            video = self._videos[int(torch.randint(len(self._videos), (1,), generator=generator))]
-            start = int(torch.randint(len(video) - self.frames + 1, (1,), generator=generator))
-            clips.append(_square(video[start : start + self.frames], self.size))
+            path, length = self._videos[
+                int(torch.randint(len(self._videos), (1,), generator=generator))
+            ]
+            start = int(torch.randint(length - self.frames + 1, (1,), generator=generator))
+            clips.append(_square(read_clip(path, start, self.frames), self.size))
         return np.stack(clips)
+
+
+def frame_count(path: Path) -> int:
+    """Frames in a training video: a container's packets (demuxed, not decoded), else the frames
+    of the array or frame folder. Unreadable files are a ``BenchError``."""
+    if path.is_dir() or path.suffix.lower() not in VIDEO_SUFFIXES:
+        return read_video(path).num_frames
+    fix = "check that the file is a complete, valid video (re-export or re-download it)"
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise BenchError(path, "has no video stream", fix)
+            stream = container.streams.video[0]
+            packets = sum(1 for packet in container.demux(stream) if packet.size)
+            listed = stream.frames
+    except (av.FFmpegError, OSError) as err:
+        raise BenchError(path, f"cannot read as video ({err})", fix) from None
+    if listed and packets < listed:
+        raise BenchError(path, f"truncated: lists {listed} frames, holds {packets}", fix)
+    return packets
+
+
+def read_clip(path: Path, start: int, count: int) -> np.ndarray:
+    """Frames ``start`` to ``start + count`` of a training video, uint8 [count, H, W, 3]; a
+    container is decoded only up to the clip's end."""
+    if path.is_dir() or path.suffix.lower() not in VIDEO_SUFFIXES:
+        frames = read_video(path).frames[start : start + count]
+    else:
+        kept = []
+        with av.open(str(path)) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index >= start:
+                    kept.append(frame.to_ndarray(format="rgb24"))
+                if len(kept) == count:
+                    break
+        if len({frame.shape for frame in kept}) > 1:
+            raise BenchError(path, "changes frame size mid-video", "re-encode it at one size")
+        frames = np.stack(kept) if kept else np.empty((0, 0, 0, 3), np.uint8)
+    if len(frames) < count:
+        raise BenchError(path, f"decoded {len(frames)} of the {count} frames from {start}",
+                         "remove the damaged video from the training folder and resume")
+    return frames
 
 
 def _square(frames: np.ndarray, size: int) -> np.ndarray:
