@@ -211,6 +211,8 @@ def matching_file(folder: Path, video: Path, suffixes: tuple[str, ...], what: st
     for suffix in suffixes:
         if (folder / (stem + suffix)).exists():
             return folder / (stem + suffix)
+    if what == "reference" and (folder / stem).is_dir():  # a folder of frames, like the input
+        return folder / stem
     raise BenchError(
         video,
         f"no {what} named {stem}{{{','.join(suffixes)}}} in {folder}",

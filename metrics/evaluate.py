@@ -266,6 +266,12 @@ class Evaluator:
                     "pass --resize-reference to resize the reference",
                 )
                 reference = None
+            rates = (reference.fps, video.fps) if reference is not None else (None, None)
+            if all(rates) and abs(rates[0] - rates[1]) > 1e-3 * rates[1]:
+                result.notes += (
+                    f"reference is {rates[0]:g} fps, the video {rates[1]:g} fps: "
+                    "compared frame by frame",
+                )
             if reference is not None and reference.num_frames != video.num_frames:
                 count = min(reference.num_frames, video.num_frames)
                 result.notes += (

@@ -291,6 +291,20 @@ def test_condition_and_reference_folders_are_matched_by_name(tmp_path, clip, cap
     assert table["reference"].str.endswith(".npy").all()
 
 
+def test_a_reference_folder_of_frame_folders_is_matched_by_name(tmp_path, clip, capsys):
+    for root in ("videos", "ref"):
+        frames = tmp_path / root / "a"
+        frames.mkdir(parents=True)
+        for i, frame in enumerate(clip):
+            Image.fromarray(frame).save(frames / f"frame_{i:03d}.png")
+    out = tmp_path / "t.csv"
+    code, _, err = run_cli(capsys, tmp_path / "videos", "--reference", tmp_path / "ref",
+                           "--metrics", "psnr", "--out", out)
+    assert code == 0, err
+    row = pd.read_csv(out).iloc[0]
+    assert row["psnr"] == 100 and row["reference"] == str(tmp_path / "ref" / "a")
+
+
 def test_missing_condition_for_one_video_reports_it_and_scores_the_other(tmp_path, clip, capsys):
     (tmp_path / "cond").mkdir()
     np.save(tmp_path / "a.npy", clip)

@@ -320,6 +320,12 @@ def test_a_resized_reference_still_says_it_is_shorter():
         video, reference=short
     )
     assert "reference has 4 frames, compared over the first 4" in result.notes
+    slower = Video(short.frames, 4.0, "r.npy", ())
+    video_at_8 = Video(video, 8.0, "v.npy", ())
+    notes = Evaluator(["psnr"], with_reference=True, resize_reference=True, flow="dis")(
+        video_at_8, reference=slower
+    ).notes
+    assert "reference is 4 fps, the video 8 fps: compared frame by frame" in notes
 
 
 def test_another_clip_model_needs_its_own_checkpoint(monkeypatch, tmp_path):
