@@ -38,6 +38,17 @@ def check_device(device: str) -> str:
     return device
 
 
+def use_device(device: str) -> str:
+    """``check_device``, then make a ``cuda:N`` the current device, so that synchronisation
+    and the memory counters (which default to the current device) measure the one named."""
+    import torch
+
+    check_device(device)
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    return device
+
+
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write CSV or Parquet atomically."""
     with atomic_path(path) as tmp:

@@ -123,12 +123,14 @@ def per_metric_way(evaluator, video, reference) -> dict[str, float]:
 
 
 def run_metrics(args: argparse.Namespace) -> int:
-    from bench.common import check_at_least, check_device
-    from metrics import Evaluator, Video
+    from bench.common import check_at_least, use_device
+    from metrics import Evaluator, Video, create_metric
     from metrics.distortions import noise
+    from metrics.errors import BenchError
+    from metrics.evaluate import select_metrics
     from metrics.synthetic import make_set
 
-    check_device(args.device)
+    use_device(args.device)
     for flag, value, low in (("--videos", args.videos, 1), ("--frames", args.frames, 2),
                              ("--size", args.size, 32), ("--batch-size", args.batch_size, 1),
                              ("--repeats", args.repeats, 1)):
@@ -139,8 +141,16 @@ def run_metrics(args: argparse.Namespace) -> int:
         for i, c in enumerate(clips)
     ]
     references = [Video(c.frames, None, f"reference-{i}") for i, c in enumerate(clips)]
+    chosen = select_metrics(
+        [m.strip() for m in args.metrics.split(",")], with_reference=True, with_prompt=False
+    )
+    longer = {n: create_metric(n).info.min_frames for n in chosen}
+    longer = {n: count for n, count in longer.items() if count > args.frames}
+    if len(longer) == len(chosen):
+        raise BenchError("--frames", f"{args.frames} is too few for every metric chosen",
+                         f"use --frames {min(longer.values())} or more")
     evaluator = Evaluator(
-        [m.strip() for m in args.metrics.split(",")],
+        [n for n in chosen if n not in longer],
         flow=args.flow,
         device=args.device,
         flow_weights=args.flow_weights,
@@ -156,6 +166,8 @@ def run_metrics(args: argparse.Namespace) -> int:
     print(f"metrics timed ({len(timed)}): {', '.join(timed)}")
     for name in evaluator.unavailable:
         print(f"not timed: {name} (weights unavailable; --allow-random-weights times it)")
+    for name, count in longer.items():
+        print(f"not timed: {name} (needs {count} frames; --frames {count} times it)")
     for key, label in evaluator.provenance.items():
         if key.endswith("_weights") or key == "flow_backend":
             print(f"{key}: {label}")
@@ -171,10 +183,10 @@ def run_metrics(args: argparse.Namespace) -> int:
     slow = _best_time(run_baseline, args.repeats, args.device)
     diff = max(
         (
-            abs(a[k] - b[k])
+            math.inf if math.isnan(a[k]) or math.isnan(b[k]) else abs(a[k] - b[k])
             for a, b in zip(pipeline, baseline, strict=True)
             for k in a.keys() & b.keys()
-            if not (math.isnan(a[k]) and math.isnan(b[k]))
+            if not (math.isnan(a[k]) and math.isnan(b[k]))  # NaN on one side only: inf
         ),
         default=0.0,
     )

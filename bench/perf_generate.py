@@ -126,10 +126,10 @@ def _measure(unet, vae, args, dtype) -> tuple[float, float, float | None]:
 def run_generate(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.common import check_at_least, check_device
+    from bench.common import check_at_least, use_device
     from variants import get_variant, list_variants
 
-    check_device(args.device)
+    use_device(args.device)
     check_size(args.model, args.size)
     for flag, value in (("--frames", args.frames), ("--steps", args.steps),
                         ("--decode-chunk", args.decode_chunk)):

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 
 TARGET_GIB = 72.0
+CARD_GIB = 80.0  # "one 80 GB GPU"; --memory-limit 79 emulates one on a larger card
 TARGET_FRAMES = 128
 TARGET_SIZE = 512
 GPU_COMMAND = "python -m bench perf tune --model svd-xt --size 512 --frames 25,64,128 --device cuda"
@@ -291,22 +292,23 @@ def _parse_frames(text: str) -> list[int]:
 def run_tune(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.common import check_at_least, check_device
+    from bench.common import check_at_least, use_device
     from bench.perf_generate import check_size, stock_unet
     from variants import get_variant
     from variants.unet import set_trainable
 
-    check_device(args.device)
+    use_device(args.device)
     settings, frame_counts = _parse_settings(args.settings), _parse_frames(args.frames)
     check_size(args.model, args.size)
     check_at_least("--steps", args.steps, 1)
     variant = get_variant(args.arm)
     cuda = args.device.startswith("cuda")
+    usable = 0.0  # GiB the run may use: the cap, else the whole GPU
+    if cuda:
+        total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / 2**30
+        usable = min(total, args.memory_limit or total)
     if cuda and args.memory_limit:
-        index = torch.device(args.device).index
-        index = torch.cuda.current_device() if index is None else index
-        total = torch.cuda.get_device_properties(index).total_memory / 2**30
-        torch.cuda.set_per_process_memory_fraction(min(1.0, args.memory_limit / total), index)
+        torch.cuda.set_per_process_memory_fraction(min(1.0, args.memory_limit / total))
     torch.manual_seed(0)
     stock, base_length = stock_unet(args.model)
     table_size = max(128, frame_counts[-1])
@@ -346,7 +348,7 @@ def run_tune(args: argparse.Namespace) -> int:
         del unet
         _free(args.device)
     _print_table(results, settings, frame_counts, trainable)
-    print(_target_line(results, settings, args))
+    print(_target_line(results, settings, args, usable))
     return 0
 
 
@@ -386,7 +388,9 @@ def _print_table(results, settings, frame_counts, trainable: int) -> None:
         print("* not run: out of memory at a shorter length")
 
 
-def _target_line(results, settings, args) -> str:
+def _target_line(results, settings, args, gpu_gib: float = 0.0) -> str:
+    """Whether some setting met the target; ``gpu_gib``: the memory the run could use (the
+    --memory-limit cap, else the GPU's), which must be that of an 80 GB card."""
     target = (
         f"target: a {TARGET_FRAMES}-frame {TARGET_SIZE}x{TARGET_SIZE} SVD-XT post-tuning step "
         f"on one 80 GB GPU with peak <= {TARGET_GIB:g} GiB"
@@ -395,15 +399,19 @@ def _target_line(results, settings, args) -> str:
         return f"{target}: not measured on cpu ({GPU_COMMAND})"
     if (
         args.model != "svd-xt"
+        or args.arm != "exsvd"
         or args.size != TARGET_SIZE
         or (TARGET_FRAMES, settings[0].name) not in results
     ):
         return f"{target}: not measured by this run ({GPU_COMMAND})"
+    if gpu_gib > CARD_GIB:
+        return (f"{target}: not judged: this GPU has {gpu_gib:.0f} GiB and no --memory-limit "
+                f"<= {CARD_GIB:g} made it behave like an 80 GB card (add --memory-limit 79)")
     met = [
-        f"{s.name} ({results[TARGET_FRAMES, s.name]['peak']:.1f} GiB)"
+        f"{s.name} ({cell['peak']:.1f} GiB, reserved {cell['reserved']:.1f})"
         for s in settings
-        if not results[TARGET_FRAMES, s.name]["oom"]
-        and results[TARGET_FRAMES, s.name]["peak"] <= TARGET_GIB
+        for cell in [results[TARGET_FRAMES, s.name]]
+        if not cell["oom"] and cell["peak"] <= TARGET_GIB and cell["reserved"] <= gpu_gib
     ]
     return f"{target}: " + (f"met by {', '.join(met)}" if met else "not met by any setting")
 

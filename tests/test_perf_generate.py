@@ -60,9 +60,19 @@ def test_an_unknown_arm_fails_before_any_timing(capsys):
         (["tune", "--steps", "0"], "--steps: must be >= 1"),
         (["metrics", "--size", "16"], "--size: must be >= 32"),
         (["metrics", "--videos", "0"], "--videos: must be >= 1"),
+        (["metrics", "--frames", "8", "--metrics", "fvd"], "8 is too few for every metric"),
     ],
 )
 def test_bad_perf_options_are_one_line_before_any_work(argv, needle, capsys):
     assert main(["perf", *argv]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and needle in captured.err
+
+
+def test_perf_metrics_leaves_out_metrics_longer_than_its_clips(capsys):
+    argv = ["perf", "metrics", "--videos", "1", "--frames", "3", "--size", "32", "--repeats", "1",
+            "--metrics", "warping_error,flow_acceleration,motion_slowdown"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "metrics timed (2): warping_error, flow_acceleration" in out
+    assert "not timed: motion_slowdown (needs 4 frames" in out

@@ -87,3 +87,22 @@ def test_checkpointing_changes_no_gradient(checkpointing, temporal_runs):
     assert all(g is not None for g in grads[1].values())
     for name, grad in grads[0].items():
         torch.testing.assert_close(grads[1][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize(
+    ("arm", "gpu_gib", "reserved", "verdict"),
+    [
+        ("exsvd", 79.0, 52.0, "met by full-ckpt (49.0 GiB, reserved 52.0)"),
+        ("exsvd", 139.0, 52.0, "not judged: this GPU has 139 GiB"),  # no --memory-limit
+        ("exsvd", 79.0, 95.0, "not met by any setting"),  # fits allocated, not reserved
+        ("svd", 79.0, 52.0, "not measured by this run"),  # a lighter arm says nothing
+    ],
+)
+def test_the_target_verdict_needs_an_80_gb_card_and_the_exsvd_arm(arm, gpu_gib, reserved, verdict):
+    from types import SimpleNamespace
+
+    from bench.perf_tune import _target_line
+
+    args = SimpleNamespace(device="cuda", model="svd-xt", arm=arm, size=512)
+    results = {(128, "full-ckpt"): {"oom": False, "peak": 49.0, "reserved": reserved}}
+    assert verdict in _target_line(results, [SETTINGS["full-ckpt"]], args, gpu_gib)
