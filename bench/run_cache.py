@@ -83,11 +83,16 @@ class Checksums:
 
 
 def folder_stamp(folder: Path) -> str:
-    """A cheap identity of a (possibly huge) data folder: names, sizes and mtimes."""
+    """A cheap identity of a (possibly huge) folder of videos: the names, sizes and mtimes of
+    the files ``find_videos`` reads (a hidden or unrelated file changes nothing)."""
+    from metrics.video_io import find_videos
+
+    files = []
+    for path in find_videos(folder):
+        inside = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        files += [f for f in inside if not f.name.startswith(".")]
     entries = sorted(
-        (str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns)
-        for f in folder.rglob("*")
-        if f.is_file()
+        (str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns) for f in files
     )
     return unit_key(entries)
 

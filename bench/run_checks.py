@@ -65,19 +65,21 @@ class Checker:
             self.require(value >= low, (section, key), f"{key} = {value} < {low}", f"use {low}+")
 
     def folder_or(self, name: Name, value: str, word: str) -> str:
-        """``word`` itself, or an existing folder made absolute."""
+        """``word`` itself, or an existing folder (``~`` expanded) made absolute; an empty
+        value is an error, not the current directory."""
         if value == word:
             return value
-        self.require(
-            Path(value).is_dir(), name, f"{value}: no such folder", f"'{word}' or a folder"
-        )
-        return str(Path(value).expanduser().resolve())
+        self.require(bool(value.strip()), name, f"{dotted(name)} is empty", f"'{word}' or a folder")
+        folder = Path(value).expanduser()
+        self.require(folder.is_dir(), name, f"{value}: no such folder", f"'{word}' or a folder")
+        return str(folder.resolve())
 
     def file_or_empty(self, name: Name, value: str) -> str:
         if not value:
             return value
-        self.require(Path(value).is_file(), name, f"{value}: no such file", "check the path")
-        return str(Path(value).expanduser().resolve())
+        path = Path(value).expanduser()
+        self.require(path.is_file(), name, f"{value}: no such file", "check the path")
+        return str(path.resolve())
 
     def device(self, name: Name, device: str) -> None:
         import torch
@@ -214,6 +216,12 @@ def _generation(check: Checker, generation: GenerationSettings) -> GenerationSet
         "seeds must be a non-empty list of integers >= 0",
         "use e.g. [0, 1]",
     )
+    check.require(
+        len(set(generation.seeds)) == len(generation.seeds),
+        ("generation", "seeds"),
+        f"seeds {generation.seeds} repeat a seed (its videos would count twice)",
+        "list each seed once",
+    )
     check.at_least(generation, "generation", ("steps", "decode_chunk", "fps_id"), 1)
     check.require(generation.output_fps > 0, ("generation", "output_fps"), "not > 0", "use 8")
     return generation
@@ -224,6 +232,25 @@ def _evaluate(check: Checker, evaluate: EvaluateSettings, model: ModelSettings):
     check.choice(("evaluate", "lpips_net"), evaluate.lpips_net, ("alex", "vgg"))
     check.at_least(evaluate, "evaluate", ("batch_size",), 1)
     check.device(("evaluate", "device"), evaluate.device or model.device)
+    check.require(
+        bool(evaluate.metrics), ("evaluate", "metrics"), "evaluate.metrics is empty", "use ['*']"
+    )
+    clip_b32 = evaluate.clip_model == "ViT-B-32"
+    check.require(
+        clip_b32 or bool(evaluate.clip_weights),
+        ("evaluate", "clip_model"),
+        f"{evaluate.clip_model} has no weights the project resolves (only ViT-B-32's)",
+        "set evaluate.clip_weights to its open_clip checkpoint, or use ViT-B-32",
+    )
+    if not clip_b32:
+        import open_clip
+
+        check.require(
+            evaluate.clip_model in open_clip.list_models(),
+            ("evaluate", "clip_model"),
+            f"{evaluate.clip_model!r} is not an open_clip model",
+            "see open_clip.list_models()",
+        )
     try:
         metric_names(evaluate.metrics)
     except BenchError as err:

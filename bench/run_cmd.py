@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     config_path = Path(args.config) if args.config else None
     config = load_config(config_path, args.set, flags(args))
+    if args.budget:
+        warn_budget_overridden(config, args.budget)
     run_dir = Path(args.out or Path("runs") / (config_path.stem if config_path else "default"))
     first = min((STAGES.index(stage) for stage in args.force), default=len(STAGES))
     check_run_dir(run_dir, config, resume=args.resume, force=bool(args.force))
@@ -99,6 +101,20 @@ def run(args: argparse.Namespace) -> int:
         mark_finished(run_dir, shard.count, computed)
         summarize(ctx, clock)
     return 0
+
+
+def warn_budget_overridden(config, budget: str) -> None:
+    """--budget picks the budget's numbers only where the config and --set name none."""
+    from bench.run_config import BUDGETS
+
+    kept = [
+        f"tune.{key} = {getattr(config.tune, key)!r}"
+        for key, value in BUDGETS[budget].items()
+        if getattr(config.tune, key) != value
+    ]
+    if kept:
+        print(f"warning: --budget {budget}: {', '.join(kept)} set in the config or --set win over "
+              "the budget's numbers", file=sys.stderr)
 
 
 def flags(args: argparse.Namespace) -> dict:

@@ -51,7 +51,8 @@ def check_run_dir(run_dir: Path, config: RunConfig, *, resume: bool, force: bool
         if old and old.get("config_hash") != config.digest() and not (resume or force):
             raise BenchError(
                 run_dir,
-                f"holds a run with another config ({_differences(old['config'], config)})",
+                f"holds a run with another config "
+                f"({_differences(old.get('config', {}), config)})",
                 "pass --resume to update it (only the units these settings affect are "
                 "recomputed), or choose another --out",
             )

@@ -25,10 +25,13 @@ def dotted(name: Name) -> str:
 def read_toml(path: Path) -> Settings:
     """Every ``section.key`` of a TOML file with its value and ``file:line``."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         problem = f"cannot read the config ({err.strerror})"
         raise BenchError(path, problem, "check the path") from None
+    except UnicodeDecodeError as err:
+        problem = f"not UTF-8 text (byte {err.start})"
+        raise BenchError(path, problem, "save the config as UTF-8, as TOML requires") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

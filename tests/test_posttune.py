@@ -81,6 +81,9 @@ def test_a_checkpoint_of_another_arm_or_settings_is_refused(base, tmp_path):
         post_tune(arm_unet(base, "exsvd-static-pe"), base, clips,
                   replace(CONFIG, lr=5e-2, seed=99), tmp_path, resume=True, progress=False)
     assert not (tmp_path / "training.json").exists()  # nothing was trained on the mix
+    post_tune(arm_unet(base, "exsvd-static-pe"), base, clips, replace(CONFIG, checkpointing="full"),
+              tmp_path, resume=True, progress=False)  # recomputing the same maths: resumes
+    assert json.loads((tmp_path / "training.json").read_text())["steps_done"] == CONFIG.steps
 
 
 def test_every_arm_gets_the_same_data_and_noise(base):

@@ -13,9 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from bench.__main__ import main
 from metrics.video_io import read_video
@@ -262,10 +264,46 @@ def test_conditions_and_references_from_a_video_folder(baseline, config_file, tm
     assert truth.frames.shape == (8, 64, 64, 3)  # centre-cropped, resized, extended length
     table = per_video(run)
     assert set(table["sample"]) == {"street", "garden"} and set(table.status) == {"ok"}
+    moved = Path(shutil.copytree(folder, tmp_path / "moved"))  # the same videos elsewhere
+    assert bench(config_file, run, "--resume", "--set", f"conditions.source={moved}") == 0
+    assert set(computed(run).values()) <= {0, 1} and computed(run)["generate"] == 0
+    frames = moved / "garden"  # a folder of numbered frames is a video too
+    frames.mkdir()
+    for i, frame in enumerate(make_video("zoom", frames=10, size=(64, 64), seed=7).frames):
+        Image.fromarray(frame).save(frames / f"{i:04d}.png")
+    (moved / "garden.mp4").unlink()
+    assert bench(config_file, run, "--resume", "--set", f"conditions.source={moved}") == 0
+    assert computed(run)["conditions"] == 1
     write_video(folder / "short.mp4", make_video("pan", frames=5, size=(64, 64)).frames)
     assert bench(config_file, run, "--resume", "--set", f"conditions.source={folder}") == 2
     err = capsys.readouterr().err.splitlines()
     assert "short.mp4: 5 frames, fewer than extended_length 8" in err[-1]
+
+
+def test_tuning_ignores_what_it_does_not_use(baseline, config_file, tmp_path, monkeypatch):
+    """Tuning runs in float32 whatever model.dtype; a recompute starts from a clean folder; a
+    hidden file in a data folder changes nothing."""
+    from bench.run_cache import folder_stamp
+    from bench.stages import tune
+
+    run = copy(baseline, tmp_path)
+    assert bench(config_file, run, "--resume", "--set", "model.dtype='bfloat16'") == 0
+    assert computed(run)["tune"] == 0 and computed(run)["generate"] > 0
+    stale = run / "tune" / "exsvd" / "loss.csv"
+
+    def stop(*args):  # what the recompute finds when it starts training
+        assert not stale.exists()  # a released-weights recompute writes no curve of its own
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune, "train", stop)
+    assert stale.exists() and bench(config_file, run, "--force", "tune") == 130
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "a.npy", np.zeros((9, 8, 8, 3), np.uint8))
+    before = folder_stamp(data)
+    (data / ".DS_Store").write_text("x")
+    (data / "notes.txt").write_text("x")
+    assert folder_stamp(data) == before
 
 
 def test_missing_weights_are_announced_and_recorded_as_unavailable(

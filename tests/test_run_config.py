@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.__main__ import main
@@ -82,6 +83,17 @@ BAD = {
     "lengths": ("[model]\nextended_length = 8\n", "base_length (8) < extended_length (8)"),
     "missing folder": ('[conditions]\nsource = "no/such/dir"\n', "no/such/dir: no such folder"),
     "texture scale": ("[conditions]\ntexture_scale = 0\n", "texture_scale must be > 0"),
+    "repeated seed": ("[generation]\nseeds = [0, 0]\n", "repeat a seed"),
+    "no metrics": ("[evaluate]\nmetrics = []\n", "evaluate.metrics is empty"),
+    "empty folder name": ('[conditions]\nsource = ""\n', "conditions.source is empty"),
+    "clip model without weights": (
+        '[evaluate]\nclip_model = "ViT-L-14"\n',
+        "ViT-L-14 has no weights the project resolves",
+    ),
+    "unknown clip model": (
+        '[evaluate]\nclip_model = "ViT-Q-99"\nclip_weights = "c.toml"\n',
+        "'ViT-Q-99' is not an open_clip model",
+    ),
 }
 
 
@@ -158,3 +170,29 @@ def test_another_runs_directory_is_refused_unless_resumed(model_dir, tmp_path, c
     assert main(["run", "--out", str(run)]) == 2
     err = capsys.readouterr().err
     assert "holds a run with another config (model.size: 32 -> 64)" in err and "--resume" in err
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    config = tmp_path / "latin1.toml"
+    config.write_bytes(b"# caf\xe9\nseed = 1\n")
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not UTF-8 text" in err
+
+
+def test_home_is_expanded_in_folder_settings(tmp_path, monkeypatch):
+    from bench.run_settings import load_config
+
+    (tmp_path / "videos").mkdir()
+    np.save(tmp_path / "videos" / "a.npy", np.zeros((40, 64, 64, 3), np.uint8))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load_config(None, ["conditions.source=~/videos"])
+    assert config.conditions.source == str(tmp_path / "videos")
+
+
+def test_a_run_json_without_a_config_is_not_a_traceback(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"finished": null}')
+    assert main(["run", "--out", str(run), "--set", "model.size=40"]) == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -238,7 +238,7 @@ def _not_resumable(saved: dict, made_by: dict) -> str | None:
     changed += [
         f"config.{k}"
         for k, v in made_by["config"].items()
-        if k not in ("steps", "checkpoint_every") and theirs["config"].get(k) != v
+        if k not in ("steps", "checkpoint_every", "checkpointing") and theirs["config"].get(k) != v
     ]
     if changed:
         return f"was written by another arm or other settings ({', '.join(changed)} differ)"

@@ -39,13 +39,15 @@ def base_folder(model: ModelSettings) -> Path:
         ) from None
 
 
-def model_key(ctx: Context) -> str:
+def model_key(ctx: Context, leave_out: tuple[str, ...] = ()) -> str:
     """Everything about the base model that the arms inherit: its files and how arms are built
-    (base length, PE table size, bounce floor), plus where and in what precision it runs."""
+    (base length, PE table size, bounce floor), plus where and in what precision it runs
+    (``leave_out``: settings a stage does not use, e.g. post-tuning always runs in float32)."""
     model = ctx.config.model
     folder = base_folder(model)
     files = ctx.checksums.tree(folder, folder)
-    return unit_key("model", files, {k: v for k, v in asdict(model).items() if k != "base"})
+    settings = {k: v for k, v in asdict(model).items() if k not in ("base", *leave_out)}
+    return unit_key("model", files, settings)
 
 
 def samples(ctx: Context) -> dict[str, dict]:
@@ -76,10 +78,15 @@ def condition_units(ctx: Context) -> list[Unit]:
     model = ctx.config.model
     units = []
     for sample, source in samples(ctx).items():
-        if "video" in source:
-            source = {**source, "sha256": ctx.checksums.file(Path(source["video"]))}
+        identity = source
+        if "video" in source:  # its content, not where it lies (a moved folder is the same)
+            path = Path(source["video"])
+            content = ctx.checksums.tree(path, path) if path.is_dir() else ctx.checksums.file(path)
+            source = {**source, "sha256": content}
+            identity = {"sha256": content}
         key = unit_key(
-            "condition", source, model.extended_length, model.size, ctx.config.generation.output_fps
+            "condition", identity, model.extended_length, model.size,
+            ctx.config.generation.output_fps,
         )
         units.append(
             Unit(

@@ -6,6 +6,7 @@ its own (``python -m bench.stages.tune RUN_DIR ARM``), outside the launch's proc
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict
@@ -26,7 +27,14 @@ def tuned_arms(config: RunConfig) -> list[str]:
 
 # settings that do not change the tuned weights: the budget's name (its numbers are resolved),
 # how often to checkpoint (resume is bit for bit), checkpointing (recomputes the same maths)
-NOT_IN_KEY = ("exsvd_weights", "released_weights", "budget", "checkpoint_every", "checkpointing")
+NOT_IN_KEY = (
+    "exsvd_weights",
+    "released_weights",
+    "budget",
+    "checkpoint_every",
+    "checkpointing",
+    "data",  # the folder's contents are (folder_stamp), not where it lies
+)
 
 
 def is_released(config: RunConfig, arm: str) -> bool:
@@ -34,10 +42,12 @@ def is_released(config: RunConfig, arm: str) -> bool:
 
 
 def tune_units(ctx: Context) -> list[Unit]:
+    from bench.stages.inputs import model_key
     from variants import get_variant
     from variants.objective import ObjectiveConfig
 
     tune = ctx.config.tune
+    base = model_key(ctx, leave_out=("dtype",))  # tuning runs in float32 whatever model.dtype
     units = []
     for arm in tuned_arms(ctx.config):
         released = is_released(ctx.config, arm)
@@ -53,7 +63,7 @@ def tune_units(ctx: Context) -> list[Unit]:
                 "conditioning": conditioning(ctx.config),
                 "objective": asdict(ObjectiveConfig()),  # what post_tune trains with
             }
-        key = unit_key("tune", ctx.model_key, asdict(get_variant(arm)), what)
+        key = unit_key("tune", base, asdict(get_variant(arm)), what)
         folder = ctx.path("tune", arm)
         outputs = ("unet", "unet_ema", "training.json") + (() if released else ("loss.csv",))
         units.append(
@@ -80,6 +90,10 @@ def tune_arm(ctx: Context, unit: Unit) -> dict:
     checkpoint, pending = folder / "checkpoint.pt", folder / ".pending.json"
     if "tune" in ctx.forced or read_record(pending) != {"key": unit.key}:
         checkpoint.unlink(missing_ok=True)  # a checkpoint of other settings is never resumed
+    for stale in ("unet", "unet_ema"):  # an earlier tuning's outputs never outlive a recompute
+        shutil.rmtree(folder / stale, ignore_errors=True)
+    for stale in ("loss.csv", "training.json"):
+        (folder / stale).unlink(missing_ok=True)
     with atomic_path(pending) as tmp:
         tmp.write_text(json.dumps({"key": unit.key}))
     progress = ctx.shard.is_main and sys.stderr.isatty()
