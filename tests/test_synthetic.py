@@ -77,8 +77,9 @@ def test_deterministic_per_seed(kind):
 
 
 @pytest.mark.parametrize("kind", ["pan", "sprites", "zoom"])
-def test_params_regenerate_after_json_round_trip(kind):
-    v = make_video(kind, frames=6, size=(48, 40), seed=11)  # random direction resolved in params
+@pytest.mark.parametrize("texture_scale", [1.0, 2.0])
+def test_params_regenerate_after_json_round_trip(kind, texture_scale):
+    v = make_video(kind, frames=6, size=(48, 40), seed=11, texture_scale=texture_scale)
     again = make_video(**json.loads(json.dumps(v.params)))
     assert np.array_equal(v.frames, again.frames)
     assert np.array_equal(v.flow, again.flow)

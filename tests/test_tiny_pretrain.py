@@ -75,6 +75,9 @@ def test_vae_training_holds_the_posterior_log_variance():
         (["--unet-steps", "0"], "unet_steps must be >= 1"),
         (["--unet-lr", "0"], "learning rates must be > 0"),
         (["--out", "FILE"], "is a file; give a folder"),
+        (["--warmup-steps", "-1"], "warmup_steps must be >= 0"),  # a negative learning rate
+        (["--seed", "-1"], "seed must be >= 0"),
+        (["--seed", str(2**32)], "seed must be < 2**32"),  # would alias the held-out split
     ],
 )
 def test_pretrain_refuses_bad_settings_before_any_work(argv, needle, tmp_path, capsys):

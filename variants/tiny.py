@@ -141,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--steps", type=_at_least(1), default=25, help="sampling steps")
     check.add_argument(
         "--from-sigmas", type=_sigmas, default=[], metavar="S1,S2,...",
-        help="also sample from each clip's own latents noised to these sigmas (SDEdit) and "
-        "report the motion kept: where generation loses it",
+        help="also sample from each clip's own latents noised to these sigmas (SDEdit; each "
+        "becomes the schedule's first sigma at or below it, reported as sigma_used) and report "
+        "the motion kept: where generation loses it",
     )
     args = parser.parse_args(argv)
     if args.command == "pretrain":

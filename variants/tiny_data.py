@@ -1,14 +1,16 @@
 """The embedded tiny model's training data: seeded synthetic clips with varied camera motion.
 
 Clip ``i`` of a split is fully determined by ``(seed, split, i)``: its motion kind, speed,
-direction and texture. Every clip's camera pans at 2-4 px/frame in a random direction, and
-all but pure pans add their own motion on top (zoom in or out, rotation either way, moving
-sprites): a mix where some clips barely move teaches a small model to copy its condition frame
-(README, *The embedded tiny model*). Textures are twice as coarse as the generator's default
-(every wavelength and blob doubled): on the finer ones, a pan of 2-4 px/frame is a sharp sub-cell
-shift of the 8x8 latents, and the UNet's pans kept less of their direction. The held-out split
-draws from a disjoint seed range, so no held-out texture or motion is ever trained on.
-Post-tuning uses the same distribution at the extended length.
+direction and texture. Every clip's camera pans at 2-4 px/frame in a random direction, and all
+but pure pans add their own motion on top (zoom in or out, rotation either way, moving sprites):
+a mix where some clips barely move teaches a small model to copy its condition frame (README,
+*The embedded tiny model*). Textures are twice as coarse as the generator's default (every
+wavelength and the smallest blob size doubled): on the finer ones, a pan of 2-4 px/frame is a
+sharp sub-cell shift of the 8x8 latents, and the UNet's pans kept less of their direction. The
+held-out split draws from a disjoint seed range, so no held-out texture or motion is ever
+trained on. Post-tuning uses the same kinds, speeds and textures at the extended length (a
+zoom-out's texture is widened over the whole clip, so its first frame differs with the clip's
+length).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from metrics.synthetic import make_video, velocity
 
 KINDS = ("pan", "zoom", "rotate", "sprites")
 SPLITS = {"train": 0, "held-out": 1}
-TEXTURE_SCALE = 2.0  # every texture wavelength and blob size, against ``make_video``'s default
+TEXTURE_SCALE = 2.0  # texture wavelengths (and the smallest blobs), against ``make_video``'s
 
 
 def clip_params(index: int, *, seed: int = 0, split: str = "train") -> dict:

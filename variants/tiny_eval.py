@@ -102,8 +102,9 @@ def evaluate_tiny(pipe, clips: np.ndarray, kinds: list[str], *, steps: int = 25,
 def motion_from_noise(pipe, clips: np.ndarray, kinds: list[str], sigmas: list[float], *,
                       steps: int = 25, seed: int = 0) -> dict[str, dict[str, float]]:
     """Where generation loses motion (a diagnostic): each held-out clip's own latents noised to
-    each sigma and sampled from there (the rest of the ``steps``-step schedule, the pipeline's
-    sampler and guidance); pan direction consistency and flow against the data's per sigma.
+    each sigma (the schedule's first sigma at or below it, reported as ``sigma_used``) and
+    sampled from there (the rest of the ``steps``-step schedule, the pipeline's sampler and
+    guidance); pan direction consistency and flow against the data's per sigma.
     A model that keeps the data's motion from small sigmas but not from large ones loses it in
     deciding the motion; one that loses it from small sigmas too cannot render it."""
     config, runner = sampler(pipe, clips, steps)
@@ -116,10 +117,12 @@ def motion_from_noise(pipe, clips: np.ndarray, kinds: list[str], sigmas: list[fl
         for index, clip in enumerate(clips):
             generator = torch.Generator().manual_seed(seed + index)
             start = noised_start(pipe, modes[index], sigma, steps, generator)
+            used = start[1][0]  # the schedule's first sigma at or below the one asked for
             moved.append(motion(generate(runner, clip[0], seed + index, config, start=start),
                                 backend))
         pans = [row for row, kind in zip(moved, kinds, strict=True) if kind == "pan"]
         report[f"{sigma:g}"] = {
+            "sigma_used": float(used),
             "pan_direction_consistency": float(np.mean([row[1] for row in pans])),
             "flow_ratio": float(np.mean([row[0] for row in moved]) /
                                 np.mean([row[0] for row in data])),

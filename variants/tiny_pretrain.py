@@ -48,7 +48,7 @@ class PretrainConfig:
 
     def __post_init__(self):
         lows = {"frames": 2, "train_clips": 1, "vae_steps": 1, "vae_batch": 1, "unet_steps": 1,
-                "unet_batch": 1}
+                "unet_batch": 1, "warmup_steps": 0, "kl_weight": 0, "seed": 0}
         for name, low in lows.items():
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
@@ -57,6 +57,8 @@ class PretrainConfig:
                              f"{self.vae_frames}, frames={self.frames}")
         if self.size < 32 or self.size % 16:  # 8x VAE, then the UNet halves the latents once
             raise ValueError(f"size must be a multiple of 16 and >= 32, got {self.size}")
+        if self.seed >= 2**32:  # numpy pads seed lists: a larger one aliases the held-out split
+            raise ValueError(f"seed must be < 2**32, got {self.seed}")
         if min(self.vae_lr, self.unet_lr) <= 0 or not 0 <= self.ema < 1:
             raise ValueError("learning rates must be > 0 and ema in [0, 1)")
 
