@@ -207,3 +207,48 @@ def test_a_table_that_cannot_show_a_difference_says_why():
     assert "note" not in eight.attrs and eight["significant"].all()
     only = compare(tidy({"exsvd": np.ones(8)}))
     assert only.empty and "no arm but the baseline" in only.attrs["note"]
+
+
+def test_paired_values_are_each_conditions_mean_over_its_seeds():
+    base = tidy({"exsvd": np.zeros(6), "arm": np.zeros(6)})
+    per_video = with_seeds(base, 2)
+    seed_values = {0: [1.0, 2, 3, 4, 5, 6], 1: [3.0, 0, 3, 8, 1, 10]}  # the arm's, per seed
+    for seed, values in seed_values.items():
+        rows = (per_video["arm"] == "arm") & (per_video["seed"] == seed)
+        per_video.loc[rows, "value"] = values
+    means = (np.array(seed_values[0]) + np.array(seed_values[1])) / 2  # 2, 1, 3, 6, 3, 8
+    row = compare(per_video, n_boot=200).iloc[0]
+    assert row["n_pairs"] == 6 and row["delta_mean"] == pytest.approx(means.mean())
+    assert row["p_value"] == pytest.approx(wilcoxon_p(means))
+
+
+def test_zero_differences_are_dropped_before_ranking():
+    diffs = np.array([0.0, 0.0, 1.0, 2.0, -3.0, 4.0])
+    nonzero = diffs[diffs != 0]  # the reference: enumerate sign flips of the non-zero ones
+    observed = stats_ranks(nonzero)[nonzero > 0].sum()  # W+ of the non-zero differences
+    flips = [
+        sum(r for r, s in zip(stats_ranks(nonzero), signs, strict=True) if s > 0)
+        for signs in itertools.product((1, -1), repeat=len(nonzero))
+    ]
+    centre = np.mean(flips)
+    exact = np.mean([abs(f - centre) >= abs(observed - centre) - 1e-9 for f in flips])
+    assert wilcoxon_p(diffs) == pytest.approx(exact)
+    ranks = stats_ranks(nonzero)  # 1, 2, 3, 4 on |1|, |2|, |-3|, |4|
+    assert rank_biserial(diffs) == pytest.approx((1 + 2 + 4 - 3) / 10)
+    assert ranks.tolist() == [1, 2, 3, 4]
+
+
+def stats_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks of |values| (no ties here), 1-based."""
+    return np.argsort(np.argsort(np.abs(values))) + 1.0
+
+
+def test_holm_is_applied_within_each_metric_not_across_the_table():
+    rng = np.random.default_rng(11)
+    base = rng.normal(0, 1, 10)
+    arms = {"exsvd": base, "a": base + 0.5 + rng.normal(0, 0.2, 10), "b": base + 0.01}
+    table = pd.concat([tidy(arms, metric="m1"), tidy(arms, metric="m2")], ignore_index=True)
+    result = compare(table, n_boot=50)
+    for metric, part in result.groupby("metric"):
+        np.testing.assert_allclose(part["p_holm"], holm(part["p_value"]), err_msg=metric)
+    assert not np.allclose(result["p_holm"], holm(result["p_value"]))  # a table-wide family
