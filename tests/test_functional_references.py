@@ -99,3 +99,21 @@ def test_fvd_clips_cover_a_long_video_end_to_end():
     features, centres = clip_features(video, i3d, "cpu")
     assert features.shape == (4, 400)
     assert centres.tolist() == [0.125, 0.375, 0.625, 0.875]  # 0-15, 16-31, 32-47, 48-63
+
+
+def test_interpolated_middle_frame_of_a_constant_pan_is_exact_and_averages_both_sides():
+    from metrics.functional.smoothness import interpolate_middle
+
+    width, speed = 48, 2.0  # whole pixels: bilinear sampling is exact
+    xs = torch.arange(width, dtype=torch.float32)
+    frames = torch.stack([torch.sin((xs - speed * t) / 3).expand(3, 8, width) for t in range(3)])
+    forward = torch.tensor([speed, 0.0])[None, :, None, None].expand(2, 2, 8, width).clone()
+    backward = -forward
+    middle, covered = interpolate_middle(frames, forward, backward)
+    inner = slice(6, width - 6)  # away from the borders the flows leave
+    torch.testing.assert_close(middle[0][..., inner], frames[1][..., inner], atol=1e-5, rtol=0)
+    assert covered[0][:, inner].all()
+    still = torch.zeros(2, 2, 8, 8)
+    dark_to_light = torch.stack([torch.zeros(3, 8, 8), torch.zeros(3, 8, 8), torch.ones(3, 8, 8)])
+    middle, _ = interpolate_middle(dark_to_light, still, still)
+    assert torch.allclose(middle, torch.full_like(middle, 0.5))  # the mean of both neighbours
