@@ -141,12 +141,12 @@ def _model(check: Checker, model: ModelSettings, arms: list[str]) -> ModelSettin
 
 
 def _unet_levels(base: str) -> int | None:
-    """The UNet's level count, when it can be read before loading the model."""
-    if base == "tiny":
-        from variants.tiny import TINY_UNET
+    """The UNet's level count, when its config can be read before loading the model."""
+    from variants.tiny import EMBEDDED_UNET, SHIPPED
 
-        return len(TINY_UNET["block_out_channels"])
-    config = Path(base).expanduser() / "unet" / "config.json"
+    config = (SHIPPED if base == "tiny" else Path(base).expanduser()) / "unet" / "config.json"
+    if base == "tiny" and not config.is_file():  # its absence is reported on its own
+        return len(EMBEDDED_UNET["block_out_channels"])
     if config.is_file():
         return len(json.loads(config.read_text()).get("block_out_channels", ())) or None
     return None
