@@ -147,9 +147,10 @@ def _unet_levels(base: str) -> int | None:
     config = (SHIPPED if base == "tiny" else Path(base).expanduser()) / "unet" / "config.json"
     if base == "tiny" and not config.is_file():  # its absence is reported on its own
         return len(EMBEDDED_UNET["block_out_channels"])
-    if config.is_file():
+    try:
         return len(json.loads(config.read_text()).get("block_out_channels", ())) or None
-    return None
+    except (OSError, ValueError, AttributeError):  # unreadable: loading the model will say why
+        return None
 
 
 def _conditions(check: Checker, conditions: ConditionSettings) -> ConditionSettings:
