@@ -176,11 +176,11 @@ def _tune(check: Checker, tune: TuneSettings, arms: list[str]) -> TuneSettings:
     check.require(tune.lr > 0, ("tune", "lr"), "lr must be > 0", "use e.g. 1e-4")
     check.require(0 <= tune.ema < 1, ("tune", "ema"), "ema must lie in [0, 1)", "0 = no EMA")
     check.choice(("tune", "mixed_precision"), tune.mixed_precision, ("no", "fp16", "bf16"))
-    from variants.memory import CHECKPOINTING, FROZEN_DTYPES
+    from variants.memory import AUTOCAST, CHECKPOINTING, FROZEN_DTYPES
 
     check.choice(("tune", "checkpointing"), tune.checkpointing, CHECKPOINTING)
     check.choice(("tune", "frozen_dtype"), tune.frozen_dtype, FROZEN_DTYPES)
-    autocast = {"bfloat16": "bf16", "float16": "fp16"}.get(tune.frozen_dtype)
+    autocast = AUTOCAST.get(tune.frozen_dtype)
     check.require(
         autocast in (None, tune.mixed_precision),
         ("tune", "frozen_dtype"),

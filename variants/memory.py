@@ -15,6 +15,7 @@ from diffusers.models.transformers.transformer_temporal import TransformerSpatio
 
 CHECKPOINTING = ("none", "stock", "full")
 FROZEN_DTYPES = ("float32", "bfloat16", "float16")
+AUTOCAST = {"bfloat16": "bf16", "float16": "fp16"}  # the mixed precision a frozen dtype needs
 
 
 def apply_checkpointing(unet, mode: str) -> None:

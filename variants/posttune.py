@@ -54,16 +54,15 @@ class TuneConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
     def __post_init__(self):
-        from variants.memory import CHECKPOINTING, FROZEN_DTYPES
+        from variants.memory import AUTOCAST, CHECKPOINTING, FROZEN_DTYPES
 
-        autocast = {"bfloat16": "bf16", "float16": "fp16"}
         if self.checkpointing not in CHECKPOINTING:
             problem = f"checkpointing {self.checkpointing!r} is not one of {CHECKPOINTING}"
         elif self.frozen_dtype not in FROZEN_DTYPES:
             problem = f"frozen_dtype {self.frozen_dtype!r} is not one of {FROZEN_DTYPES}"
-        elif autocast.get(self.frozen_dtype, self.mixed_precision) != self.mixed_precision:
+        elif AUTOCAST.get(self.frozen_dtype, self.mixed_precision) != self.mixed_precision:
             problem = (f"frozen_dtype {self.frozen_dtype} needs mixed_precision "
-                       f"{autocast[self.frozen_dtype]!r}, not {self.mixed_precision!r}")
+                       f"{AUTOCAST[self.frozen_dtype]!r}, not {self.mixed_precision!r}")
         else:
             return
         raise BenchError("post-tuning settings", problem, "see TuneConfig and variants.memory")
