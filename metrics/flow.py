@@ -7,7 +7,6 @@ torchvision / OpenCV convention: ``flow[:, 0]`` is the x (column) displacement a
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from metrics.errors import BenchError, WeightsNotFoundError
-from metrics.weights import get_spec, resolve
+from metrics.weights import named_by_user, resolve
 
 FLOW_BACKENDS = ("auto", "raft_large", "raft_small", "dis")
 RAFT_MIN_SIDE = 128  # torchvision RAFT needs H, W >= 128 for its correlation pyramid
@@ -147,11 +146,10 @@ def create_flow_backend(
     if name == "dis":
         return DISFlow()
     if name == "auto":
-        explicit = weights_path or os.environ.get(get_spec("raft_large").env_var)
         try:
             return RAFTFlow("large", device, weights_path)
         except WeightsNotFoundError:
-            if explicit:  # a file the user named that is not there is a mistake, not a fallback
+            if named_by_user("raft_large", weights_path):
                 raise
             return DISFlow()
     return RAFTFlow(name.removeprefix("raft_"), device, weights_path, allow_random_weights)

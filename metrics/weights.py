@@ -295,6 +295,12 @@ def _fetch_into(
         part.unlink(missing_ok=True)
 
 
+def named_by_user(name: str, path: str | os.PathLike | None = None) -> bool:
+    """Whether the user named a file for ``name`` (``path`` or its environment variable): one
+    that does not resolve is then a mistake to report, never a reason to fall back."""
+    return bool(path or os.environ.get(get_spec(name).env_var))
+
+
 def resolve(name: str, path: str | os.PathLike | None = None) -> ResolvedWeights:
     """Find, verify and return the file for ``name``, or raise WeightsNotFoundError."""
     spec = get_spec(name)

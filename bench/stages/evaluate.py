@@ -59,13 +59,10 @@ def _flow(settings: EvaluateSettings, resolve, missing) -> str:
     try:
         return f"{model} {resolve(model, settings.flow_weights or None).sha256}"
     except missing:
-        import os
+        from metrics.weights import named_by_user
 
-        from metrics.weights import get_spec
-
-        named = settings.flow_weights or os.environ.get(get_spec(model).env_var)
-        if settings.flow == "auto" and not named:  # as create_flow_backend: never past a file
-            return "dis"
+        if settings.flow == "auto" and not named_by_user(model, settings.flow_weights):
+            return "dis"  # as create_flow_backend: never past a file the user named
         if settings.allow_random_weights:
             return f"{model} random init"
         raise
