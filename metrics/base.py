@@ -13,7 +13,7 @@ import torch
 from metrics.errors import MetricInputError
 from metrics.flow import FlowField, compute_flows
 from metrics.registry import Registry
-from metrics.video_io import Video, as_video
+from metrics.video_io import Video, as_image, as_video
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ class Metric:
             options = {k: v for k, v in self.options.items() if k in names}
             self._backbones = Backbones(device, **options)
         if condition is not None:
-            condition = as_video(np.asarray(condition)[None], "condition image").frames[0]
+            condition = as_image(condition)
         if reference is not None and not isinstance(reference, Video):
             reference = as_video(np.asarray(reference), "reference")
         context = VideoContext(

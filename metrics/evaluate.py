@@ -20,7 +20,7 @@ from metrics.backbones import Backbones
 from metrics.base import METRICS, Metric, VideoContext
 from metrics.errors import BenchError, MetricInputError, WeightsNotFoundError
 from metrics.flow import create_flow_backend
-from metrics.video_io import Video, as_video, read_video
+from metrics.video_io import Video, as_image, as_video, read_video
 
 
 @dataclass
@@ -241,7 +241,7 @@ class Evaluator:
         """Fit condition and reference to the video's frame size (or say why not)."""
         size = (video.height, video.width)
         if condition is not None:  # the same rules as a video: uint8 or float in [0, 1], grey ok
-            condition = as_video(np.asarray(condition)[None], "condition image").frames[0]
+            condition = as_image(condition)
         if condition is None and video.num_frames:
             condition = video.frames[0]
         elif condition is not None and condition.shape[:2] != size:

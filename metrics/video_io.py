@@ -86,6 +86,12 @@ def read_video(path: str | os.PathLike) -> Video:
     raise _unsupported(source, p.suffix)
 
 
+def as_image(array, source: str = "condition image") -> np.ndarray:
+    """One image [H, W, 3] uint8 by the rules of ``as_video`` (uint8, or float in [0, 1]; grey
+    or opaque alpha converted)."""
+    return as_video(np.asarray(array)[None], source).frames[0]
+
+
 def as_video(array, source: str = "<array>", fps: float | None = None) -> Video:
     """Validate and convert an in-memory array to a ``Video`` (same rules as ``.npy`` files).
 
