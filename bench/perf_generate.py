@@ -64,12 +64,13 @@ def check_size(kind: str, size: int) -> None:
 
     from metrics.errors import BenchError
     from variants.tiny import TINY_UNET
-    from variants.unet import size_step
+    from variants.unet import size_fits, size_step
 
     defaults = inspect.signature(UNetSpatioTemporalConditionModel).parameters
     channels = defaults["block_out_channels"].default  # SVD-XT's, as in stock_unet
-    factor = size_step(len(channels if kind == "svd-xt" else TINY_UNET["block_out_channels"]))
-    if size % factor or size < 2 * factor:
+    levels = len(channels if kind == "svd-xt" else TINY_UNET["block_out_channels"])
+    factor = size_step(levels)
+    if not size_fits(size, levels):
         raise BenchError(f"--size {size}", f"must be a multiple of {factor} and >= {2 * factor} "
                          f"for the {kind} UNet", f"e.g. --size {max(2, size // factor) * factor}")
 

@@ -120,11 +120,11 @@ def _model(check: Checker, model: ModelSettings, arms: list[str]) -> ModelSettin
         )
     levels = _unet_levels(model.base)
     if levels and any(get_variant(arm).identity_conv for arm in arms):
-        from variants.unet import size_step
+        from variants.unet import size_fits, size_step
 
         step = size_step(levels)
         check.require(
-            model.size % step == 0 and model.size >= 2 * step,
+            size_fits(model.size, levels),
             ("model", "size"),
             f"size {model.size} leaves the identity conv under 2 latents at the UNet's deepest "
             f"level ({levels} levels)",

@@ -27,6 +27,12 @@ def size_step(levels: int) -> int:
     return 8 * 2 ** (levels - 1)
 
 
+def size_fits(size: int, levels: int) -> bool:
+    """``size`` pixels a side survive a UNet of ``levels`` levels (``size_step``'s rule)."""
+    step = size_step(levels)
+    return size % step == 0 and size >= 2 * step
+
+
 class ExSVDUNet(UNetSpatioTemporalConditionModel):
     """SVD's UNet plus ExVideo's options; with the defaults it is the stock model.
 
