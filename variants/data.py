@@ -78,7 +78,7 @@ class VideoFolderClips:
 def frame_count(path: Path) -> int:
     """Frames in a training video: a container's packets (demuxed, not decoded), else the frames
     of the array or frame folder. Unreadable files are a ``BenchError``."""
-    if path.is_dir() or path.suffix.lower() not in VIDEO_SUFFIXES:
+    if not _is_container(path):
         return read_video(path).num_frames
     fix = "check that the file is a complete, valid video (re-export or re-download it)"
     try:
@@ -95,10 +95,15 @@ def frame_count(path: Path) -> int:
     return packets
 
 
+def _is_container(path: Path) -> bool:
+    """A video file PyAV demuxes (arrays and frame folders are read whole)."""
+    return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
+
+
 def read_clip(path: Path, start: int, count: int) -> np.ndarray:
     """Frames ``start`` to ``start + count`` of a training video, uint8 [count, H, W, 3]; a
     container is decoded only up to the clip's end."""
-    if path.is_dir() or path.suffix.lower() not in VIDEO_SUFFIXES:
+    if not _is_container(path):
         frames = read_video(path).frames[start : start + count]
     else:
         kept = []
