@@ -124,7 +124,8 @@ def per_metric_way(evaluator, video, reference) -> dict[str, float]:
 
 def run_metrics(args: argparse.Namespace) -> int:
     from bench.common import check_at_least, use_device
-    from metrics import Evaluator, Video, create_metric
+    from metrics import Evaluator, Video
+    from metrics.base import METRICS
     from metrics.distortions import noise
     from metrics.errors import BenchError
     from metrics.evaluate import select_metrics
@@ -144,7 +145,7 @@ def run_metrics(args: argparse.Namespace) -> int:
     chosen = select_metrics(
         [m.strip() for m in args.metrics.split(",")], with_reference=True, with_prompt=False
     )
-    longer = {n: create_metric(n).info.min_frames for n in chosen}
+    longer = {n: METRICS.get(n).info.min_frames for n in chosen}
     longer = {n: count for n, count in longer.items() if count > args.frames}
     if len(longer) == len(chosen):
         raise BenchError("--frames", f"{args.frames} is too few for every metric chosen",
