@@ -9,7 +9,8 @@ from functools import cached_property
 
 HELP = (
     "speed and memory benchmarks, side by side in one run: the metric pipeline, generation per "
-    "arm vs stock SVD, post-tuning steps per memory setting"
+    "arm vs stock SVD, the identity convolutions alone per layout, post-tuning steps per memory "
+    "setting"
 )
 
 
@@ -49,9 +50,10 @@ def add_parser(commands) -> None:
     metrics.add_argument("--batch-size", type=int, default=16, help="pairs per flow batch")
     metrics.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is kept")
     metrics.set_defaults(run=run_metrics)
-    from bench import perf_generate, perf_tune
+    from bench import perf_generate, perf_idconv, perf_tune
 
     perf_generate.add_parser(targets)
+    perf_idconv.add_parser(targets)
     perf_tune.add_parser(targets)
 
 
