@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from metrics.errors import BenchError
+from metrics.errors import BenchError, MetricInputError
 
 HELP = "score videos (files, frame folders, .npy/.npz, or folders of them)"
 
@@ -244,20 +244,31 @@ def single_condition(given: str):
 
 
 def paired_inputs(path: Path, args, condition=None):
-    """The condition image and reference video for one input, per --condition/--reference
-    (``condition``: the single --condition image, already read)."""
+    """The condition image, reference video and reference path for one input, per
+    --condition/--reference (``condition``: the single --condition image, already read), and
+    the per-video files not found or unreadable ({"condition" or "reference": why}): only the
+    metrics that need one go without."""
     from metrics.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_video
 
-    reference = None
-    if condition is None and args.condition != "first-frame":
-        source = matching_file(Path(args.condition), path, IMAGE_SUFFIXES, "condition image")
-        condition = read_video(source).frames[0]
-    if args.reference:
-        source = Path(args.reference)
-        if source.is_dir():
-            source = matching_file(source, path, (*VIDEO_SUFFIXES, ".npy", ".npz"), "reference")
-        reference = read_video(source)
-    return condition, reference
+    reference = source = None
+    missing = {}
+    try:
+        if condition is None and args.condition != "first-frame":
+            found = matching_file(Path(args.condition), path, IMAGE_SUFFIXES, "condition image")
+            condition = read_video(found).frames[0]
+    except BenchError as err:
+        missing["condition"] = MetricInputError(err.subject, err.problem, err.fix)
+    try:
+        if args.reference:
+            source = Path(args.reference)
+            if source.is_dir():
+                source = matching_file(source, path, (*VIDEO_SUFFIXES, ".npy", ".npz"),
+                                       "reference")
+            reference = read_video(source)
+    except BenchError as err:
+        missing["reference"] = MetricInputError(err.subject, err.problem, err.fix)
+        source = None
+    return condition, reference, source, missing
 
 
 def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None) -> None:
@@ -269,10 +280,9 @@ def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None
 
     for path in tqdm(inputs, desc="eval", unit="video", file=sys.stderr, disable=None):
         try:
-            image, reference = paired_inputs(path, args, condition)
-            result = evaluator(
-                read_video(path), condition=image, reference=reference, prompt=args.prompt
-            )
+            image, reference, reference_path, missing = paired_inputs(path, args, condition)
+            result = evaluator(read_video(path), condition=image, reference=reference,
+                               prompt=args.prompt, missing=missing)
         except BenchError as err:
             problems.append(str(err))
             rows.append({"video": str(path), "error": str(err)})
@@ -290,7 +300,7 @@ def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None
                 "unavailable": "; ".join(f"{k}: {v}" for k, v in result.unavailable.items()),
                 "notes": "; ".join(result.notes),
                 "condition": args.condition,
-                "reference": str(reference_of(path, args) or ""),
+                "reference": str(reference_path or ""),
                 **result.provenance,
             }
         )
@@ -299,19 +309,6 @@ def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None
                 {"video": result.source, "metric": metric, "index": i, "value": float(v)}
                 for i, v in enumerate(values)
             )
-
-
-def reference_of(path: Path, args) -> Path | None:
-    from metrics.video_io import VIDEO_SUFFIXES
-
-    if not args.reference:
-        return None
-    source = Path(args.reference)
-    return (
-        matching_file(source, path, (*VIDEO_SUFFIXES, ".npy", ".npz"), "reference")
-        if source.is_dir()
-        else source
-    )
 
 
 def report(rows, series, evaluator, out, series_out) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -158,8 +158,11 @@ class Evaluator:
         condition: np.ndarray | None = None,
         reference: Video | None = None,
         prompt: str | None = None,
+        missing: Mapping[str, MetricInputError] | None = None,
     ) -> VideoEvaluation:
-        """Score one video. ``condition`` (uint8 [H, W, 3]) defaults to its first frame."""
+        """Score one video. ``condition`` (uint8 [H, W, 3]) defaults to its first frame.
+        ``missing`` ({"condition" or "reference": why}) names inputs the caller could not
+        supply: every metric that needs one is NaN with that error, the others are scored."""
         if isinstance(video, str):
             video = read_video(video)
         elif not isinstance(video, Video):
@@ -173,7 +176,12 @@ class Evaluator:
             notes=video.notes,
             provenance=dict(self.provenance),
         )
-        condition, reference, problem = self._prepare(video, condition, reference, result)
+        missing = dict(missing or {})
+        condition, reference, problem = self._prepare(
+            video, condition, reference, result, with_condition="condition" not in missing
+        )
+        if problem:
+            missing.setdefault("reference", problem)
         too_short = self._too_short(video)
         ctx = VideoContext(
             video,
@@ -191,8 +199,9 @@ class Evaluator:
                 result.unavailable[name] = self.unavailable[name]
                 continue
             try:
-                if problem and metric.info.needs_reference:
-                    raise problem
+                for needed, error in missing.items():
+                    if getattr(metric.info, f"needs_{needed}"):
+                        raise error
                 if name in too_short:
                     raise too_short[name]
                 score = metric.score(ctx)
@@ -237,12 +246,13 @@ class Evaluator:
         )
         return {name: error for names in needs.values() for name in names}
 
-    def _prepare(self, video: Video, condition, reference, result):
-        """Fit condition and reference to the video's frame size (or say why not)."""
+    def _prepare(self, video: Video, condition, reference, result, with_condition=True):
+        """Fit condition and reference to the video's frame size (or say why not); the first
+        frame stands in for a condition not given, unless ``with_condition`` is False."""
         size = (video.height, video.width)
         if condition is not None:  # the same rules as a video: uint8 or float in [0, 1], grey ok
             condition = as_image(condition)
-        if condition is None and video.num_frames:
+        if condition is None and video.num_frames and with_condition:
             condition = video.frames[0]
         elif condition is not None and condition.shape[:2] != size:
             condition = resize_frames(condition[None], size)[0]

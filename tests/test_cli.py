@@ -305,25 +305,50 @@ def test_a_reference_folder_of_frame_folders_is_matched_by_name(tmp_path, clip, 
     assert row["psnr"] == 100 and row["reference"] == str(tmp_path / "ref" / "a")
 
 
-def test_missing_condition_for_one_video_reports_it_and_scores_the_other(tmp_path, clip, capsys):
+def test_missing_condition_for_one_video_reports_it_and_scores_the_rest(tmp_path, clip, capsys):
     (tmp_path / "cond").mkdir()
     np.save(tmp_path / "a.npy", clip)
     np.save(tmp_path / "b.npy", clip)
     Image.fromarray(clip[0]).save(tmp_path / "cond" / "a.png")
-    code, stdout, err = run_cli(
+    out = tmp_path / "t.csv"
+    code, _, err = run_cli(
         capsys,
         tmp_path / "a.npy",
         tmp_path / "b.npy",
         "--condition",
         tmp_path / "cond",
         "--metrics",
-        "ssim_condition",
+        "ssim_condition,motion_magnitude",
+        "--out",
+        out,
     )
     assert code == 1
-    assert any(
-        "b.npy" in line and "no condition image named b" in line for line in error_lines(err)
-    ), err
-    assert "a.npy" in stdout
+    lines = [line for line in error_lines(err) if "no condition image named b" in line]
+    assert len(lines) == 1 and "b.npy" in lines[0], err
+    rows = pd.read_csv(out).set_index("video").rename(index=lambda v: v.rsplit("/", 1)[-1])
+    assert 0 < rows.loc["a.npy", "ssim_condition"] <= 1
+    assert np.isnan(rows.loc["b.npy", "ssim_condition"])  # not the first frame in its stead
+    assert "no condition image named b" in rows.loc["b.npy", "error"]
+    # only the metric that needs the missing file goes without
+    assert rows.loc["b.npy", "motion_magnitude"] == rows.loc["a.npy", "motion_magnitude"] > 0
+
+
+def test_missing_reference_for_one_video_leaves_out_only_reference_metrics(tmp_path, clip,
+                                                                            capsys):
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "ref").mkdir()
+    for name in ("a", "b"):
+        np.save(tmp_path / "videos" / f"{name}.npy", clip)
+    np.save(tmp_path / "ref" / "a.npy", clip)
+    out = tmp_path / "t.csv"
+    code, _, err = run_cli(capsys, tmp_path / "videos", "--reference", tmp_path / "ref",
+                           "--metrics", "psnr,motion_magnitude", "--out", out)
+    assert code == 1
+    assert any("b.npy" in line and "no reference named b" in line for line in error_lines(err))
+    rows = pd.read_csv(out, keep_default_na=False).set_index("video")
+    a, b = (rows.loc[str(tmp_path / "videos" / f"{n}.npy")] for n in "ab")
+    assert float(a["psnr"]) == 100 and b["psnr"] == "" and b["reference"] == ""
+    assert float(b["motion_magnitude"]) == float(a["motion_magnitude"]) > 0
 
 
 def test_unavailable_weights_column_says_so_and_the_rest_run(tmp_path, clip, capsys):
