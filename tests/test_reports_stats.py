@@ -252,3 +252,21 @@ def test_holm_is_applied_within_each_metric_not_across_the_table():
     for metric, part in result.groupby("metric"):
         np.testing.assert_allclose(part["p_holm"], holm(part["p_value"]), err_msg=metric)
     assert not np.allclose(result["p_holm"], holm(result["p_value"]))  # a table-wide family
+
+
+def test_cluster_bootstrap_with_unequal_seed_counts_resamples_whole_conditions():
+    """Against a loop that rebuilds each resample from the picked conditions' videos: a
+    condition with 4 seeds weighs 4 videos in its resamples, one with 1 seed weighs 1."""
+    from reports.stats import bootstrap_mean_ci
+
+    videos = {"a": [1.0, 2, 3], "b": [10.0], "c": [4.0, 5], "d": [7.0, 7, 7, 7]}
+    values = np.concatenate([videos[c] for c in videos])
+    clusters = np.repeat(list(videos), [len(v) for v in videos.values()])
+    low, high = bootstrap_mean_ci(values, np.random.default_rng(5), 400, 0.9, clusters)
+    order = sorted(videos, key=lambda c: (np.mean(videos[c]), c))  # the documented ordering
+    picks = np.random.default_rng(5).integers(0, len(order), (400, len(order)))
+    means = [np.mean(np.concatenate([videos[order[i]] for i in row])) for row in picks]
+    assert (low, high) == pytest.approx(tuple(np.percentile(means, [5, 95])))
+    assert low < values.mean() < high
+    unweighted = [np.mean([np.mean(videos[order[i]]) for i in row]) for row in picks]
+    assert (low, high) != pytest.approx(tuple(np.percentile(unweighted, [5, 95])))
