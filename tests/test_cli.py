@@ -413,6 +413,29 @@ def test_weights_list_and_fetch(capsys, monkeypatch, tmp_path):
     assert "download failed (Name or service not known)" in err and len(err.splitlines()) == 1
 
 
+def test_weights_fetch_replaces_a_corrupt_copy_and_keeps_it_aside(capsys, monkeypatch):
+    import hashlib
+    from dataclasses import replace
+
+    from metrics import weights
+
+    spec = weights.get_spec("raft_small")
+    pinned = replace(spec.files[0], sha256=hashlib.sha256(b"good").hexdigest(),
+                     url="http://example.invalid/w")
+    monkeypatch.setitem(weights.WEIGHTS, "raft_small", replace(spec, files=(pinned,)))
+    monkeypatch.setattr(weights, "_download", lambda url, dest: dest.write_bytes(b"good"))
+    copy = weights.weights_dir() / pinned.filename
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_bytes(b"bad")
+    assert main(["weights", "list"]) == 0 and "checksum mismatch" in capsys.readouterr().out
+    assert main(["weights", "fetch", "raft_small"]) == 0
+    out, err = capsys.readouterr()
+    assert copy.read_bytes() == b"good" and "verified, download" in out
+    assert copy.with_name(f"{copy.name}.corrupt").read_bytes() == b"bad"  # kept, not deleted
+    assert err.splitlines() == [f"warning: {copy}: checksum mismatch; kept as "
+                                f"{copy.name}.corrupt, fetching it again"]
+
+
 def test_perf_commands_print_side_by_side_ratios(capsys):
     """Smoke run of both benchmarks on tiny inputs (figures are not asserted: no timing tests)."""
     assert main(["perf", "metrics", "--videos", "1", "--frames", "6", "--size", "32",
