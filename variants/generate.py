@@ -70,7 +70,7 @@ def with_unet(pipeline, unet, config: GenerationConfig, device: str | torch.devi
     pipe = StableVideoDiffusionPipeline(
         vae=pipeline.vae,
         image_encoder=pipeline.image_encoder,
-        unet=unet.to(dtype=dtype),
+        unet=unet if unet.dtype == dtype else unet.to(dtype=dtype),  # to() warns even then
         scheduler=pipeline.scheduler,
         feature_extractor=pipeline.feature_extractor,
     )
