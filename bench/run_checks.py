@@ -4,6 +4,7 @@ numbers filled in, "all" arms listed, paths made absolute, the evaluation device
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,6 +85,13 @@ class Checker:
     def device(self, name: Name, device: str) -> None:
         import torch
 
+        processes = int(os.environ.get("WORLD_SIZE") or 1)  # set by accelerate launch
+        self.require(
+            processes == 1 or not device.startswith("cuda:"),
+            name,
+            f"{device} under a launch of {processes} processes, which take one GPU each",
+            "use cuda (process N runs on cuda:<its local rank>)",
+        )
         cuda = device.startswith("cuda")
         self.require(not cuda or torch.cuda.is_available(), name, "no CUDA here", "use cpu")
 

@@ -124,6 +124,15 @@ def test_bad_flags_are_one_line_and_exit_2(argv, needle, model_dir, tmp_path, ca
     assert err.count("\n") == 1 and needle in err, err
 
 
+def test_a_numbered_gpu_under_a_multi_process_launch_is_refused(model_dir, tmp_path,
+                                                                 monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as accelerate launch sets it for each process
+    argv = ["run", "--out", str(tmp_path / "run"), "--set", "model.device=cuda:1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cuda:1 under a launch of 2 processes" in err, err
+
+
 def test_missing_tiny_model_says_how_to_make_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("variants.tiny.SHIPPED", tmp_path / "absent")
     assert main(["run", "--out", str(tmp_path / "run")]) == 2
