@@ -31,17 +31,24 @@ def add_parser(targets) -> None:
         "svd-xt --frames 128 --size 512 --device cuda --dtype bfloat16 (targets: <= 1.15x "
         "stock, peak <= 24 GiB).",
     )
-    parser.add_argument("--model", default="tiny", choices=("tiny", "svd-xt"))
-    parser.add_argument("--frames", type=int, default=32)
-    parser.add_argument("--size", type=int, default=64, help="pixels (latents are size / 8)")
+    add_unet_options(parser)
     parser.add_argument(
         "--steps", type=int, default=5, help="timed steps per arm (after 1 warm-up)"
     )
     parser.add_argument("--arms", default="all", help="comma-separated arm names or 'all'")
     parser.add_argument("--decode-chunk", type=int, default=8, help="frames per VAE decode")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.set_defaults(run=run_generate)
+
+
+def add_unet_options(parser) -> None:
+    """The sampling-UNet benchmarks' shared options: which UNet, how long, how large, where."""
+    parser.add_argument("--model", default="tiny", choices=("tiny", "svd-xt"),
+                        help="the tests' tiny UNet or SVD-XT's (random weights either way)")
+    parser.add_argument("--frames", type=int, default=32, help="video length")
+    parser.add_argument("--size", type=int, default=64, help="pixels (latents are size / 8)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                        help="weights and activations")
 
 
 def stock_unet(kind: str):

@@ -25,6 +25,8 @@ from functools import partial
 
 
 def add_parser(targets) -> None:
+    from bench.perf_generate import add_unet_options
+
     parser = targets.add_parser(
         "idconv",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -38,12 +40,8 @@ def add_parser(targets) -> None:
         "the output's largest value. The issue's GPU run: python -m bench perf idconv --model "
         "svd-xt --frames 128 --size 512 --device cuda --dtype bfloat16 --compile.",
     )
-    parser.add_argument("--model", default="tiny", choices=("tiny", "svd-xt"))
-    parser.add_argument("--frames", type=int, default=32)
-    parser.add_argument("--size", type=int, default=64, help="pixels (latents are size / 8)")
+    add_unet_options(parser)
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per way (median)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.set_defaults(run=run_idconv)
 
