@@ -11,6 +11,7 @@ from bench.run_cache import Unit, unit_key
 from bench.run_config import EvaluateSettings
 from bench.stages.context import Context, run_units
 from bench.stages.generate import generate_units
+from bench.stages.inputs import condition_units
 from metrics.atomic import atomic_path
 
 
@@ -71,13 +72,16 @@ def _flow(settings: EvaluateSettings, resolve, missing) -> str:
 def evaluate_units(ctx: Context, plan: MetricPlan) -> list[Unit]:
     settings = {k: v for k, v in asdict(ctx.config.evaluate).items() if k != "metrics"}
     metrics = {"names": plan.names, "unavailable": sorted(plan.unavailable), **plan.resolved}
+    conditions = {unit.name: unit for unit in condition_units(ctx)}
     units = []
     for video in generate_units(ctx):
         generated = ctx.upstream(video.record)
-        condition = ctx.upstream(ctx.path("conditions", f".{video.data['sample']}.done.json"))
+        condition_unit = conditions[video.data["sample"]]
+        condition = ctx.upstream(condition_unit.record)
         key = unit_key(
             "evaluate", settings, metrics, generated["key"], generated["outputs"], condition["key"]
         )
+        image, truth = condition_unit.outputs  # the condition and its real continuation
         name = video.outputs[0].stem
         folder = ctx.path("evaluate", video.arm)
         units.append(
@@ -88,7 +92,7 @@ def evaluate_units(ctx: Context, plan: MetricPlan) -> list[Unit]:
                 key,
                 folder / f".{name}.done.json",
                 (folder / f"{name}.json",),
-                {**video.data, "video": video.outputs[0]},
+                {**video.data, "video": video.outputs[0], "truth": truth, "condition": image},
             )
         )
     return units
@@ -113,8 +117,8 @@ class Scorer:
             self.evaluator = self._evaluator()
         sample = unit.data["sample"]
         video = read_video(unit.data["video"])
-        condition = read_video(self.ctx.path("conditions", f"{sample}.png")).frames[0]
-        truth = read_video(self.ctx.path("conditions", f"{sample}.mp4"))
+        condition = read_video(unit.data["condition"]).frames[0]
+        truth = read_video(unit.data["truth"])
         reference = Video(truth.frames[: video.num_frames], truth.fps, truth.source)
         result = self.evaluator(video, condition=condition, reference=reference)
         payload = {

@@ -12,6 +12,7 @@ from bench.run_cache import Unit, read_record, unit_key
 from bench.run_config import RunConfig
 from bench.stages.context import Context, run_units
 from bench.stages.inputs import condition_units
+from bench.stages.tune import tune_units, tuned_unet
 
 
 def generation_config(config: RunConfig, arm: str):
@@ -26,28 +27,34 @@ def generation_config(config: RunConfig, arm: str):
     )
 
 
-def arm_source(ctx: Context, arm: str) -> dict:
+def arm_source(ctx: Context, arm: str, tuned: Unit | None) -> dict:
     """What an arm's UNet comes from: its tuning unit, or the base model and its definition."""
     from variants import get_variant
 
     variant = get_variant(arm)
     if variant.post_tuned:
-        record = ctx.upstream(ctx.path("tune", arm, ".done.json"))
+        record = ctx.upstream(tuned.record)
         return {"tune": record["key"], "outputs": record["outputs"]}
     return {"model": ctx.model_key, "variant": asdict(variant)}
 
 
 def generate_units(ctx: Context) -> list[Unit]:
-    conditions = {unit.name: ctx.upstream(unit.record)["key"] for unit in condition_units(ctx)}
+    """Every video to generate; ``data`` names the upstream files it is made from (the
+    condition image, the tuned UNet) as the producing stages' units name them."""
+    conditions = [(unit, ctx.upstream(unit.record)["key"]) for unit in condition_units(ctx)]
+    tuned = {unit.arm: unit for unit in tune_units(ctx)}
     units = []
     for arm in ctx.config.arms:
-        source = arm_source(ctx, arm)
+        source = arm_source(ctx, arm, tuned.get(arm))
+        unet = tuned_unet(tuned[arm]) if arm in tuned else None
         settings = asdict(generation_config(ctx.config, arm))
-        for sample, condition_key in conditions.items():
+        for condition, condition_key in conditions:
             for seed in ctx.config.generation.seeds:
-                name = f"{sample}_seed{seed}"
+                name = f"{condition.name}_seed{seed}"
                 key = unit_key("generate", ctx.model_key, source, settings, condition_key, seed)
                 folder = ctx.path("generate", arm)
+                data = {"sample": condition.name, "seed": seed, "unet": unet,
+                        "condition": condition.outputs[0]}
                 units.append(
                     Unit(
                         "generate",
@@ -56,7 +63,7 @@ def generate_units(ctx: Context) -> list[Unit]:
                         key,
                         folder / f".{name}.done.json",
                         (folder / f"{name}.mp4",),
-                        {"sample": sample, "seed": seed},
+                        data,
                     )
                 )
     return units
@@ -68,15 +75,16 @@ class ArmPipelines:
     def __init__(self, ctx: Context):
         self.ctx, self.arm, self.pipe, self.weights = ctx, None, None, {}
 
-    def get(self, arm: str):
+    def get(self, unit: Unit):
+        arm = unit.arm
         if arm != self.arm:
             from variants import ExSVDUNet, get_variant
             from variants.generate import state_sha256, with_unet
 
             model = self.ctx.config.model
             base = self.ctx.pipeline(model.dtype)
-            if get_variant(arm).post_tuned:
-                unet = ExSVDUNet.from_pretrained(self.ctx.path("tune", arm, "unet_ema"))
+            if unit.data["unet"] is not None:
+                unet = ExSVDUNet.from_pretrained(unit.data["unet"])
             else:
                 unet = get_variant(arm).build(
                     base.unet,
@@ -110,9 +118,9 @@ def generate_video(ctx: Context, pipelines: ArmPipelines, unit: Unit) -> dict:
     from metrics.video_io import write_video
     from variants.generate import generate, sha256_bytes
 
-    pipe, weights = pipelines.get(unit.arm)
+    pipe, weights = pipelines.get(unit)
     sample, seed = unit.data["sample"], unit.data["seed"]
-    condition = np.asarray(Image.open(ctx.path("conditions", f"{sample}.png")).convert("RGB"))
+    condition = np.asarray(Image.open(unit.data["condition"]).convert("RGB"))
     config = generation_config(ctx.config, unit.arm)
     frames = generate(pipe, condition, seed, config)
     path = write_video(unit.outputs[0], frames, config.output_fps, lossless=True)

@@ -18,6 +18,13 @@ from bench.stages.context import Context, run_units
 from metrics.atomic import atomic_path
 from metrics.errors import BenchError
 
+EMA = "unet_ema"  # the tuned arm generation uses: the EMA of its trainable weights
+
+
+def tuned_unet(unit: Unit) -> Path:
+    """A tune unit's output that generation loads (``ExSVDUNet.from_pretrained``)."""
+    return next(path for path in unit.outputs if path.name == EMA)
+
 
 def tuned_arms(config: RunConfig) -> list[str]:
     from variants import get_variant
@@ -65,7 +72,7 @@ def tune_units(ctx: Context) -> list[Unit]:
             }
         key = unit_key("tune", base, asdict(get_variant(arm)), what)
         folder = ctx.path("tune", arm)
-        outputs = ("unet", "unet_ema", "training.json") + (() if released else ("loss.csv",))
+        outputs = ("unet", EMA, "training.json") + (() if released else ("loss.csv",))
         units.append(
             Unit(
                 "tune",
@@ -90,7 +97,7 @@ def tune_arm(ctx: Context, unit: Unit) -> dict:
     checkpoint, pending = folder / "checkpoint.pt", folder / ".pending.json"
     if "tune" in ctx.forced or read_record(pending) != {"key": unit.key}:
         checkpoint.unlink(missing_ok=True)  # a checkpoint of other settings is never resumed
-    for stale in ("unet", "unet_ema"):  # an earlier tuning's outputs never outlive a recompute
+    for stale in ("unet", EMA):  # an earlier tuning's outputs never outlive a recompute
         shutil.rmtree(folder / stale, ignore_errors=True)
     for stale in ("loss.csv", "training.json"):
         (folder / stale).unlink(missing_ok=True)
