@@ -25,7 +25,10 @@ from metrics.synthetic import make_video
 from metrics.video_io import Video
 
 GOLDEN = Path(__file__).with_name("temporal_metrics.json")
-RTOL, ATOL = 0.02, 1e-6
+# measured across two machines and torch versions: at most 2.1e-6 apart (80 of 84 values
+# bit-identical; tests/golden/README.md); 1e-3 leaves room for other CPUs' float sums and still
+# tells 0.999 from 0.99
+RTOL, ATOL = 1e-3, 1e-6
 
 
 def weight_free_metrics() -> list[str]:
