@@ -55,7 +55,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     import os
 
     from metrics.errors import BenchError
-    from metrics.weights import WEIGHTS, get_spec, resolve, set_aside_corrupt
+    from metrics.weights import WEIGHTS, get_spec, resolve
 
     names = list(WEIGHTS) if "all" in args.names else args.names
     for name in names:
@@ -63,12 +63,13 @@ def run_fetch(args: argparse.Namespace) -> int:
     os.environ.pop("EXSVD_OFFLINE", None)
     failed = 0
     for name in names:
+        set_aside: list = []  # damaged copies in the project weights dir, renamed .corrupt
         try:
-            for path in set_aside_corrupt(get_spec(name)):
-                print(f"warning: {path.with_suffix('')}: checksum mismatch; kept as {path.name}, "
-                      "fetching it again", file=sys.stderr)
-            print(f"{name}: {resolve(name).label}")
+            print(f"{name}: {resolve(name, set_aside=set_aside).label}")
         except BenchError as err:
             failed += 1
             print(f"error: {err}", file=sys.stderr)
+        for path in set_aside:
+            print(f"warning: {path.with_suffix('')}: checksum mismatch; kept as {path.name}, "
+                  "fetching it again", file=sys.stderr)
     return 1 if failed else 0

@@ -252,9 +252,16 @@ def get_spec(name: str) -> WeightSpec:
 
 
 def find_local(
-    spec: WeightSpec, path: str | os.PathLike | None = None, searched: list[str] | None = None
+    spec: WeightSpec,
+    path: str | os.PathLike | None = None,
+    searched: list[str] | None = None,
+    set_aside: list[Path] | None = None,
 ) -> ResolvedWeights | None:
-    """Look in the explicit path, env var, project dir and library cache, in that order."""
+    """Look in the explicit path, env var, project dir and library cache, in that order.
+
+    With a ``set_aside`` list, a project-dir copy that fails its pinned checksum is renamed
+    ``<name>.corrupt`` (kept, listed there) and the search goes on, so a fetch gets it again;
+    files the user named and library caches are never touched."""
     searched = [] if searched is None else searched
     for source, given in (
         ("explicit path", path),
@@ -277,24 +284,14 @@ def find_local(
         for file in spec.files:
             candidate = folder / file.filename
             if candidate.is_file():
-                return _verified(spec, candidate, source)
+                try:
+                    return _verified(spec, candidate, source)
+                except BenchError:
+                    if set_aside is None or source != "project weights dir":
+                        raise
+                    set_aside.append(candidate.replace(f"{candidate}.corrupt"))
             searched.append(f"{candidate} missing")
     return None
-
-
-def set_aside_corrupt(spec: WeightSpec) -> list[Path]:
-    """Move the project weights dir's copies of ``spec`` that fail their pinned checksum to
-    ``<name>.corrupt`` (kept, not deleted), so a fetch gets them again; returns the new paths.
-    Files the user named (path, environment variable) and library caches are left alone."""
-    moved = []
-    for file in spec.files:
-        candidate = weights_dir() / file.filename
-        if file.sha256 and candidate.is_file():
-            try:
-                _verified(spec, candidate, "project weights dir")
-            except BenchError:
-                moved.append(candidate.replace(candidate.with_name(f"{file.filename}.corrupt")))
-    return moved
 
 
 def _fetch_into(
@@ -316,11 +313,14 @@ def named_by_user(name: str, path: str | os.PathLike | None = None) -> bool:
     return bool(path or os.environ.get(get_spec(name).env_var))
 
 
-def resolve(name: str, path: str | os.PathLike | None = None) -> ResolvedWeights:
-    """Find, verify and return the file for ``name``, or raise WeightsNotFoundError."""
+def resolve(
+    name: str, path: str | os.PathLike | None = None, set_aside: list[Path] | None = None
+) -> ResolvedWeights:
+    """Find, verify and return the file for ``name``, or raise WeightsNotFoundError
+    (``set_aside``: see ``find_local``)."""
     spec = get_spec(name)
     searched: list[str] = []
-    found = find_local(spec, path, searched)
+    found = find_local(spec, path, searched, set_aside)
     if found:
         return found
     if offline():
