@@ -48,6 +48,17 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def fresh_accelerator():
+    """accelerate keeps one mixed-precision setting per process; tests that switch it start
+    and end with a fresh one."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)
+    yield
+    AcceleratorState._reset_state(True)
+
+
 def _isolate(patch, root) -> None:
     patch.setenv("EXSVD_OFFLINE", "1")
     patch.setenv("EXSVD_WEIGHTS_DIR", str(root / "weights"))

@@ -37,16 +37,6 @@ def base():
     return tiny_pipeline(seed=0)
 
 
-@pytest.fixture
-def fresh_accelerator():
-    """accelerate keeps one mixed-precision setting per process; these tests switch it."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(True)
-    yield
-    AcceleratorState._reset_state(True)
-
-
 def arm_unet(base, arm="exsvd"):
     return get_variant(arm).build(base.unet, base_length=8, table_size=64, bounce_low=2)
 

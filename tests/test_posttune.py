@@ -108,12 +108,9 @@ def test_gradient_accumulation_and_checkpointing_run(base, tmp_path):
     assert float((tmp_path / "loss.csv").read_text().splitlines()[1].split(",")[1]) > 0
 
 
-def test_the_memory_levers_of_long_videos_train_the_same_weights(base, tmp_path):
-    """Checkpointing whole temporal transformers recomputes, it does not change the maths; frozen
-    weights in bf16 (under bf16 autocast) train the fp32 master weights of the arm."""
+def test_checkpointing_whole_temporal_transformers_trains_the_same_weights(base, tmp_path):
+    """Checkpointing whole temporal transformers recomputes, it does not change the maths."""
     from dataclasses import replace
-
-    from metrics.errors import BenchError
 
     clips = synthetic_clips(FRAMES, SIZE, 1)
     trained = {}
@@ -124,16 +121,21 @@ def test_the_memory_levers_of_long_videos_train_the_same_weights(base, tmp_path)
         trained[mode] = trainable_state(unet)
     for name, value in trained["none"].items():
         torch.testing.assert_close(trained["full"][name], value, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.usefixtures("fresh_accelerator")  # it switches to bf16 mixed precision
+def test_frozen_weights_in_bf16_train_the_fp32_masters_of_the_arm(base, tmp_path):
+    """Frozen weights in bf16 (under bf16 autocast) train the fp32 master weights of the arm;
+    the memory levers need their mixed precision."""
+    from dataclasses import replace
+
+    from metrics.errors import BenchError
+
+    clips = synthetic_clips(FRAMES, SIZE, 1)
     lean = arm_unet(base)
     config = replace(CONFIG, steps=1, checkpointing="full", frozen_dtype="bfloat16",
                      mixed_precision="bf16", fused_adamw=True)
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(True)  # one precision per process; tests switch it
-    try:
-        post_tune(lean, base, clips, config, tmp_path / "lean", progress=False)
-    finally:
-        AcceleratorState._reset_state(True)
+    post_tune(lean, base, clips, config, tmp_path / "lean", progress=False)
     dtypes = {p.requires_grad: p.dtype for p in lean.parameters()}
     assert dtypes == {True: torch.float32, False: torch.bfloat16}
     assert float((tmp_path / "lean" / "loss.csv").read_text().splitlines()[1].split(",")[1]) > 0
