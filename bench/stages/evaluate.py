@@ -11,7 +11,6 @@ from bench.run_cache import Unit, unit_key
 from bench.run_config import EvaluateSettings
 from bench.stages.context import Context, run_units
 from bench.stages.generate import generate_units
-from bench.stages.inputs import condition_units
 from metrics.atomic import atomic_path
 
 
@@ -72,11 +71,10 @@ def _flow(settings: EvaluateSettings, resolve, missing) -> str:
 def evaluate_units(ctx: Context, plan: MetricPlan) -> list[Unit]:
     settings = {k: v for k, v in asdict(ctx.config.evaluate).items() if k != "metrics"}
     metrics = {"names": plan.names, "unavailable": sorted(plan.unavailable), **plan.resolved}
-    conditions = {unit.name: unit for unit in condition_units(ctx)}
     units = []
     for video in generate_units(ctx):
         generated = ctx.upstream(video.record)
-        condition_unit = conditions[video.data["sample"]]
+        condition_unit = video.data["condition_unit"]
         condition = ctx.upstream(condition_unit.record)
         key = unit_key(
             "evaluate", settings, metrics, generated["key"], generated["outputs"], condition["key"]

@@ -39,8 +39,9 @@ def arm_source(ctx: Context, arm: str, tuned: Unit | None) -> dict:
 
 
 def generate_units(ctx: Context) -> list[Unit]:
-    """Every video to generate; ``data`` names the upstream files it is made from (the
-    condition image, the tuned UNet) as the producing stages' units name them."""
+    """Every video to generate; ``data`` holds what it is made from as the producing stages
+    name it: the condition's unit (its image, and its continuation for evaluation) and the
+    tuned UNet's folder."""
     conditions = [(unit, ctx.upstream(unit.record)["key"]) for unit in condition_units(ctx)]
     tuned = {unit.arm: unit for unit in tune_units(ctx)}
     units = []
@@ -54,7 +55,7 @@ def generate_units(ctx: Context) -> list[Unit]:
                 key = unit_key("generate", ctx.model_key, source, settings, condition_key, seed)
                 folder = ctx.path("generate", arm)
                 data = {"sample": condition.name, "seed": seed, "unet": unet,
-                        "condition": condition.outputs[0]}
+                        "condition_unit": condition}
                 units.append(
                     Unit(
                         "generate",
@@ -120,7 +121,8 @@ def generate_video(ctx: Context, pipelines: ArmPipelines, unit: Unit) -> dict:
 
     pipe, weights = pipelines.get(unit)
     sample, seed = unit.data["sample"], unit.data["seed"]
-    condition = np.asarray(Image.open(unit.data["condition"]).convert("RGB"))
+    image = unit.data["condition_unit"].outputs[0]
+    condition = np.asarray(Image.open(image).convert("RGB"))
     config = generation_config(ctx.config, unit.arm)
     frames = generate(pipe, condition, seed, config)
     path = write_video(unit.outputs[0], frames, config.output_fps, lossless=True)
