@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from variants import ExSVDUNet, get_variant
-from variants.posttune import TuneConfig, post_tune, synthetic_clips
+from variants.posttune import EncodedClips, TuneConfig, post_tune, synthetic_clips
 from variants.tiny import tiny_pipeline
 
 FRAMES, SIZE = 10, 64
@@ -93,6 +93,49 @@ def test_every_arm_gets_the_same_data_and_noise(base):
     other = clips(6, torch.Generator().manual_seed(CONFIG.seed * 1_000_003 + 6))
     assert first.shape == (2, FRAMES, SIZE, SIZE, 3)
     assert (first == again).all() and not (first == other).all()
+
+
+def test_arms_sharing_encoded_clips_encode_each_step_once_and_train_as_alone(base, tmp_path):
+    from dataclasses import replace
+
+    plain, rendered = synthetic_clips(FRAMES, SIZE, 1), []
+
+    def counted(step, generator):
+        rendered.append(step)
+        return plain(step, generator)
+
+    config = replace(CONFIG, grad_accumulation=2)  # two draws per step, kept apart
+    shared = EncodedClips(counted)
+    for arm in ("exsvd", "exsvd-static-pe"):
+        alone, together = arm_unet(base, arm), arm_unet(base, arm)
+        post_tune(alone, base, plain, config, tmp_path / arm / "alone", progress=False)
+        post_tune(together, base, shared, config, tmp_path / arm / "shared", progress=False)
+        for name, value in trainable_state(alone).items():
+            assert torch.equal(value, trainable_state(together)[name]), (arm, name)
+        losses = [(tmp_path / arm / d / "loss.csv").read_text() for d in ("alone", "shared")]
+        assert losses[0] == losses[1]
+    assert rendered == [0, 0, 1, 1, 2, 2, 3, 3]  # by the first arm only
+
+
+def test_encoded_clips_keep_up_to_their_budget_and_serve_one_pipeline(base, tmp_path):
+    rendered = []
+
+    def counted(step, generator):
+        rendered.append(step)
+        return synthetic_clips(FRAMES, SIZE, 1)(step, generator)
+
+    one_batch = EncodedClips(counted)
+    post_tune(arm_unet(base), base, one_batch, CONFIG, tmp_path / "a", stop_after=1,
+              progress=False)
+    shared = EncodedClips(counted, max_bytes=one_batch.kept_bytes)  # room for step 0 only
+    rendered.clear()
+    for out in ("b", "c"):
+        post_tune(arm_unet(base), base, shared, CONFIG, tmp_path / out, progress=False)
+    assert rendered == [0, 1, 2, 3, 1, 2, 3]
+    assert shared.kept_bytes == one_batch.kept_bytes
+    with pytest.raises(ValueError, match="one pipeline's encoders"):
+        post_tune(arm_unet(base), tiny_pipeline(seed=0), shared, CONFIG, tmp_path / "d",
+                  progress=False)
 
 
 def test_gradient_accumulation_and_checkpointing_run(base, tmp_path):

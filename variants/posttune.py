@@ -9,12 +9,13 @@ order with the same noise; the saved arm records the whole configuration.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,48 @@ def encode_clips(
     return Batch(latents, condition, embeds, time_ids.to(device))
 
 
+class EncodedClips:
+    """A clip source for ``post_tune`` that keeps each step's encoded Batch for the next run it is
+    given to. Every arm of one run draws the same clips and noise (same seed, same steps), so
+    arms post-tuned one after another render and encode each step's clips once instead of once
+    per arm. Kept by (step, generator state, conditioning) on the CPU, up to ``max_bytes``
+    (encoded afresh beyond); a kept Batch comes back with the generator set where encoding left
+    it, so everything drawn after is what encoding again would give, bit for bit."""
+
+    def __init__(self, clips: Callable[[int, torch.Generator], np.ndarray], max_bytes: int = 2**30):
+        self.clips, self.max_bytes = clips, max_bytes
+        self.kept_bytes = 0
+        self._kept: dict[tuple, tuple[Batch, torch.Tensor]] = {}
+        self._encoders: tuple | None = None
+
+    def __call__(self, step: int, generator: torch.Generator) -> np.ndarray:
+        return self.clips(step, generator)
+
+    def encode(self, pipeline, config: TuneConfig, step: int, generator: torch.Generator) -> Batch:
+        """``encode_clips`` of this step's clips, or the Batch kept from an earlier run."""
+        encoders = (pipeline.vae, pipeline.image_encoder)
+        self._encoders = self._encoders or encoders
+        if any(mine is not theirs for mine, theirs in zip(self._encoders, encoders, strict=True)):
+            raise ValueError("an EncodedClips serves one pipeline's encoders; one per pipeline")
+        state = hashlib.sha1(generator.get_state().numpy().tobytes()).hexdigest()
+        key = (step, state, config.noise_aug, config.fps_id, config.motion_bucket)
+        if key in self._kept:
+            batch, after = self._kept[key]
+            generator.set_state(after)
+            return Batch(*(t.to(pipeline.vae.device, copy=True) for t in _tensors(batch)))
+        batch = encode_clips(pipeline, self.clips(step, generator), config, generator)
+        size = sum(t.numel() * t.element_size() for t in _tensors(batch))
+        if self.kept_bytes + size <= self.max_bytes:
+            kept = Batch(*(t.to("cpu", copy=True) for t in _tensors(batch)))
+            self._kept[key] = (kept, generator.get_state())
+            self.kept_bytes += size
+        return batch
+
+
+def _tensors(batch: Batch) -> list[torch.Tensor]:
+    return [getattr(batch, field.name) for field in fields(batch)]
+
+
 def scheduled_lr(lr: float, step: int, steps: int, warmup: int, cosine: bool) -> float:
     """The learning rate of (0-based) ``step`` of ``steps``: linear warm-up over ``warmup``
     steps, then constant or cosine decay to 0."""
@@ -144,7 +187,8 @@ def post_tune(
     ``train_all`` trains every UNet parameter instead of the arm's set (pretraining a base);
     ``batches(step, generator)``, if given, yields pre-encoded Batches instead of ``clips``.
 
-    ``clips(step, generator)`` returns the uint8 clips [B, T, H, W, 3] of one step. Runs under
+    ``clips(step, generator)`` returns the uint8 clips [B, T, H, W, 3] of one step; an
+    ``EncodedClips`` given to several runs encodes each step's clips once. Runs under
     accelerate (devices, mixed precision, DDP / DeepSpeed with ``accelerate launch``); each
     process draws its own clips from (seed, step, process). Checkpoints go to
     ``out_dir/checkpoint.pt`` every ``checkpoint_every`` steps (atomically); ``resume``
@@ -165,6 +209,7 @@ def post_tune(
     if batches is None:  # only the encoders: the base UNet stays where it is
         pipeline.vae.to(accelerator.device)
         pipeline.image_encoder.to(accelerator.device)
+        source = clips if isinstance(clips, EncodedClips) else EncodedClips(clips, max_bytes=0)
     names = [name for name, p in unet.named_parameters() if p.requires_grad]
     params = [p for p in unet.parameters() if p.requires_grad]
     fused = {"fused": True} if config.fused_adamw else {}
@@ -192,7 +237,7 @@ def post_tune(
         total = 0.0
         for micro in range(config.grad_accumulation):
             if batches is None:
-                batch = encode_clips(pipeline, clips(step, generator), config, generator)
+                batch = source.encode(pipeline, config, step, generator)
             else:
                 batch = batches(step, generator)
             last = micro == config.grad_accumulation - 1

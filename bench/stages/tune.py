@@ -5,18 +5,24 @@ its own (``python -m bench.stages.tune RUN_DIR ARM``), outside the launch's proc
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.run_cache import Unit, folder_stamp, read_record, unit_key
 from bench.run_config import RunConfig
 from bench.stages.context import Context, run_units
 from metrics.atomic import atomic_path
 from metrics.errors import BenchError
+
+if TYPE_CHECKING:
+    from variants.posttune import EncodedClips
 
 EMA = "unet_ema"  # the tuned arm generation uses: the EMA of its trainable weights
 
@@ -88,11 +94,12 @@ def tune_units(ctx: Context) -> list[Unit]:
 
 def run(ctx: Context) -> list[Unit]:
     units = tune_units(ctx)
-    run_units(ctx, "tune", units, lambda unit: tune_arm(ctx, unit))
+    data = functools.cache(lambda: training_clips(ctx.config))  # once, for every arm
+    run_units(ctx, "tune", units, lambda unit: tune_arm(ctx, unit, data))
     return units
 
 
-def tune_arm(ctx: Context, unit: Unit) -> dict:
+def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict:
     folder = ctx.path("tune", unit.arm)
     checkpoint, pending = folder / "checkpoint.pt", folder / ".pending.json"
     if "tune" in ctx.forced or read_record(pending) != {"key": unit.key}:
@@ -105,7 +112,7 @@ def tune_arm(ctx: Context, unit: Unit) -> dict:
         tmp.write_text(json.dumps({"key": unit.key}))
     progress = ctx.shard.is_main and sys.stderr.isatty()
     if ctx.shard.count == 1:
-        train(ctx.config, ctx.pipeline("float32"), unit.arm, folder, progress)
+        train(ctx.config, ctx.pipeline("float32"), unit.arm, folder, progress, data)
     else:
         command = [sys.executable, "-m", "bench.stages.tune", str(ctx.run_dir), unit.arm]
         env = ctx.shard.solo_env(ctx.config.model.device)
@@ -121,8 +128,10 @@ def tune_arm(ctx: Context, unit: Unit) -> dict:
     return {}
 
 
-def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool) -> None:
-    """Build the arm on the base UNet and post-tune it (or load the released weights)."""
+def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
+          data: Callable[[], EncodedClips] | None = None) -> None:
+    """Build the arm on the base UNet and post-tune it (or load the released weights) on
+    ``data()``, the run's training clips (``training_clips``), shared by the arms of a process."""
     from variants import get_variant
 
     model, tune = config.model, config.tune
@@ -135,23 +144,12 @@ def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool) -
     if is_released(config, arm):
         save_released(unet, Path(tune.released_weights), folder)
         return
-    from variants.posttune import TuneConfig, post_tune, synthetic_clips
+    from variants.posttune import TuneConfig, post_tune
 
-    frames, size = model.extended_length, model.size
-    if tune.data == "synthetic":
-        clips = synthetic_clips(frames, size, tune.batch_size)
-    else:
-        from variants.data import VideoFolderClips
-
-        clips = VideoFolderClips(Path(tune.data), frames, size, tune.batch_size)
-        if clips.skipped:
-            print(
-                f"warning: {len(clips.skipped)} training videos skipped (too short or unreadable)",
-                file=sys.stderr,
-            )
+    clips = data() if data is not None else training_clips(config)
     settings = TuneConfig(
         steps=tune.steps,
-        frames=frames,
+        frames=model.extended_length,
         lr=tune.lr,
         batch_size=tune.batch_size,
         grad_accumulation=tune.grad_accumulation,
@@ -165,6 +163,26 @@ def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool) -
         **conditioning(config),
     )
     post_tune(unet, pipeline, clips, settings, folder, resume=True, progress=progress)
+
+
+def training_clips(config: RunConfig) -> EncodedClips:
+    """The post-tuning clips of the run (synthetic or from ``tune.data``); each step's encoded
+    once for all the arms that train on them in this process."""
+    from variants.posttune import EncodedClips, synthetic_clips
+
+    model, tune = config.model, config.tune
+    frames, size = model.extended_length, model.size
+    if tune.data == "synthetic":
+        return EncodedClips(synthetic_clips(frames, size, tune.batch_size))
+    from variants.data import VideoFolderClips
+
+    clips = VideoFolderClips(Path(tune.data), frames, size, tune.batch_size)
+    if clips.skipped:
+        print(
+            f"warning: {len(clips.skipped)} training videos skipped (too short or unreadable)",
+            file=sys.stderr,
+        )
+    return EncodedClips(clips)
 
 
 def conditioning(config: RunConfig) -> dict:
