@@ -10,7 +10,7 @@ from functools import cached_property
 HELP = (
     "speed and memory benchmarks, side by side in one run: the metric pipeline, generation per "
     "arm vs stock SVD, the identity convolutions alone per layout, post-tuning steps per memory "
-    "setting"
+    "setting, a post-tuning budget of bench run"
 )
 
 
@@ -50,8 +50,9 @@ def add_parser(commands) -> None:
     metrics.add_argument("--batch-size", type=int, default=16, help="pairs per flow batch")
     metrics.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is kept")
     metrics.set_defaults(run=run_metrics)
-    from bench import perf_generate, perf_idconv, perf_tune
+    from bench import perf_budget, perf_generate, perf_idconv, perf_tune
 
+    perf_budget.add_parser(targets)
     perf_generate.add_parser(targets)
     perf_idconv.add_parser(targets)
     perf_tune.add_parser(targets)

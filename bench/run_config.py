@@ -10,8 +10,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from variants.tiny_data import TEXTURE_SCALE
 
 # Post-tuning budgets; tune.steps / lr / batch_size / ema / checkpoint_every override them.
-# quick: the four tuned arms together <= 5 min on 2 CPU cores (embedded tiny model, 32 frames:
-# 0.39 s per step measured, 94 s in all); full: <= 60 min for the four (24.9-25.7 min measured).
+# quick: the four tuned arms together <= 5 min on 2 CPU cores (embedded tiny model, 32 frames;
+# `bench perf budget` measures it: 186 s on the slower machine); full: <= 60 min for the four
+# (24.9-25.7 min measured before the arms shared their encoded clips).
 BUDGETS = {
     "quick": {"steps": 60, "lr": 2e-4, "batch_size": 1, "ema": 0.95, "checkpoint_every": 20},
     "full": {"steps": 1000, "lr": 1e-4, "batch_size": 1, "ema": 0.99, "checkpoint_every": 100},
