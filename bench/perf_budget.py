@@ -6,7 +6,6 @@ and a check that both ways give byte-identical tuned weights."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import tempfile
 import time
 from pathlib import Path
@@ -50,8 +49,9 @@ def run_budget(args: argparse.Namespace) -> int:
     from bench.run_config import BUDGETS, RunConfig, TuneSettings, with_budget
     from bench.stages.context import quiet_libraries
     from bench.stages.inputs import base_folder
-    from bench.stages.tune import train, training_clips
-    from variants import get_variant, list_variants
+    from bench.stages.tune import train, training_clips, tuned_arms
+    from metrics.weights import sha256_of
+    from variants import list_variants
     from variants.generate import load_base_pipeline
 
     use_device(args.device)
@@ -61,11 +61,12 @@ def run_budget(args: argparse.Namespace) -> int:
     config = RunConfig()
     config = replace(
         config,
+        arms=list_variants(),
         model=replace(config.model, base=args.base, extended_length=args.frames,
                       device=args.device),
         tune=with_budget(TuneSettings(budget=args.budget, steps=args.steps)),
     )
-    arms = [arm for arm in list_variants() if get_variant(arm).post_tuned]
+    arms = tuned_arms(config)
     PartialState(cpu=args.device == "cpu")  # post_tune's Accelerator follows it
     quiet_libraries()
     pipeline = load_base_pipeline(str(base_folder(config.model)))
@@ -75,7 +76,7 @@ def run_budget(args: argparse.Namespace) -> int:
           f"{args.device}")
     ways = WAYS[:1] if args.shared_only else WAYS
     seconds: dict[str, dict[str, float]] = {way: {} for way in ways}
-    weights: dict[str, dict[str, str]] = {way: {} for way in ways}
+    weights: dict[str, dict[str, list[str]]] = {way: {} for way in ways}  # sha256 per file
     with tempfile.TemporaryDirectory(prefix="perf-budget-") as tmp:
         for way in ways:
             data = functools.cache(lambda: training_clips(config)) if way == "shared" else None
@@ -84,7 +85,8 @@ def run_budget(args: argparse.Namespace) -> int:
                 start = time.perf_counter()
                 train(config, pipeline, arm, folder, progress=False, data=data)
                 seconds[way][arm] = time.perf_counter() - start
-                weights[way][arm] = _digest(folder / "unet_ema")
+                saved = sorted((folder / "unet_ema").glob("*.safetensors"))
+                weights[way][arm] = [sha256_of(path) for path in saved]
     print(f"{'arm':18s}" + "".join(f"{way:>10s} s" for way in ways))
     for arm in arms:
         print(f"{arm:18s}" + "".join(f"{seconds[way][arm]:12.1f}" for way in ways))
@@ -104,10 +106,3 @@ def run_budget(args: argparse.Namespace) -> int:
           f"{totals['shared']:.0f} s as bench run trains them ({verdict})")
     return 0 if args.shared_only or weights["shared"] == weights["per-arm"] else 1
 
-
-def _digest(folder: Path) -> str:
-    """sha256 over a saved model's weight files."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.safetensors")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()

@@ -118,9 +118,6 @@ class EncodedClips:
         self._kept: dict[tuple, tuple[Batch, torch.Tensor]] = {}
         self._encoders: tuple | None = None
 
-    def __call__(self, step: int, generator: torch.Generator) -> np.ndarray:
-        return self.clips(step, generator)
-
     def encode(self, pipeline, config: TuneConfig, step: int, generator: torch.Generator) -> Batch:
         """``encode_clips`` of this step's clips, or the Batch kept from an earlier run."""
         encoders = (pipeline.vae, pipeline.image_encoder)
