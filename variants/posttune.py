@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import math
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -26,8 +24,10 @@ from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion 
 
 from metrics.atomic import atomic_path
 from metrics.errors import BenchError
+from variants.launch import check_launch, launch_of, prepare_deepspeed
 from variants.memory import apply_checkpointing, store_frozen_in
 from variants.objective import Batch, ObjectiveConfig, edm_loss
+from variants.tune_checkpoint import TuneState, load_checkpoint, save_checkpoint
 from variants.unet import set_trainable
 
 
@@ -158,14 +158,6 @@ def learning_rate(config: TuneConfig, step: int) -> float:
     return scheduled_lr(config.lr, step, config.steps, config.warmup_steps, config.cosine)
 
 
-@dataclass
-class TuneState:
-    """What a checkpoint holds besides the trainable weights."""
-
-    step: int = 0
-    losses: list[float] = field(default_factory=list)
-
-
 def post_tune(
     unet,
     pipeline,
@@ -186,15 +178,19 @@ def post_tune(
 
     ``clips(step, generator)`` returns the uint8 clips [B, T, H, W, 3] of one step; an
     ``EncodedClips`` given to several runs encodes each step's clips once. Runs under
-    accelerate (devices, mixed precision, DDP / DeepSpeed with ``accelerate launch``); each
-    process draws its own clips from (seed, step, process). Checkpoints go to
+    accelerate (devices, mixed precision, DDP / DeepSpeed ZeRO with ``accelerate launch``):
+    each process draws its own clips from (seed, step, process); the gradient and the loss curve
+    are means over processes and accumulated micro-batches. Checkpoints go to
     ``out_dir/checkpoint.pt`` every ``checkpoint_every`` steps (atomically); ``resume``
     continues from there bit for bit. ``stop_after`` ends early (as if killed) for tests.
     """
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accumulation
+    )
+    check_launch(accelerator, config.grad_accumulation)
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = set_trainable(unet, True)
     if train_all:
@@ -211,13 +207,17 @@ def post_tune(
     params = [p for p in unet.parameters() if p.requires_grad]
     fused = {"fused": True} if config.fused_adamw else {}
     optimizer = torch.optim.AdamW(params, lr=config.lr, **fused)
+    prepare_deepspeed(accelerator, config.batch_size)
     model, optimizer = accelerator.prepare(unet, optimizer)
-    ema = [p.detach().clone() for p in params]  # after prepare: on the parameters' device
+    # after prepare: on the parameters' device; float32 where DeepSpeed holds them in 16 bits
+    ema = [p.detach().float().clone() for p in params]
     state = TuneState()
     checkpoint = out_dir / "checkpoint.pt"
-    made_by = {"config": asdict(config), "arm": _arm_config(unet), "trainable": names}
+    launch = launch_of(accelerator)
+    made_by = {"config": asdict(config), "arm": _arm_config(unet), "trainable": names,
+               "launch": launch}
     if resume and checkpoint.is_file():
-        state = _load_checkpoint(checkpoint, params, optimizer, ema, accelerator, made_by)
+        state = load_checkpoint(checkpoint, model, params, optimizer, ema, accelerator, made_by)
     bar = tqdm(
         total=config.steps,
         initial=state.step,
@@ -232,18 +232,22 @@ def post_tune(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         total = 0.0
-        for micro in range(config.grad_accumulation):
+        for _ in range(config.grad_accumulation):
             if batches is None:
                 batch = source.encode(pipeline, config, step, generator)
             else:
                 batch = batches(step, generator)
-            last = micro == config.grad_accumulation - 1
-            with accelerator.no_sync(model) if not last else nullcontext():
+            # gradients are synced (and DeepSpeed steps) after the last micro-batch only;
+            # backward divides the loss by grad_accumulation (DeepSpeed's engine does it itself)
+            with accelerator.accumulate(model):
                 with accelerator.autocast():
                     loss = edm_loss(model, batch, config.objective, generator)
-                accelerator.backward(loss / config.grad_accumulation)
+                accelerator.backward(loss)
             total += loss.item() / config.grad_accumulation
-        optimizer.step()
+        optimizer.step()  # a no-op under DeepSpeed, whose engine stepped in backward
+        if accelerator.num_processes > 1:  # the loss of the gradient: the mean over processes
+            total = torch.tensor(total, dtype=torch.float64, device=accelerator.device)
+            total = accelerator.reduce(total, "mean").item()
         with torch.no_grad():
             for average, param in zip(ema, params, strict=True):
                 average.lerp_(param.detach().float().to(average.dtype), 1 - config.ema_decay)
@@ -251,15 +255,16 @@ def post_tune(
         bar.set_postfix(loss=f"{total:.4f}")  # tqdm shows it/s itself
         bar.update()
         done = state.step == config.steps
-        if accelerator.is_main_process and (state.step % config.checkpoint_every == 0 or done):
-            _save_checkpoint(checkpoint, params, optimizer, ema, state, accelerator, made_by)
+        if state.step % config.checkpoint_every == 0 or done:
+            save_checkpoint(checkpoint, model, params, optimizer, ema, state, accelerator,
+                            made_by)
         if stop_after is not None and state.step >= stop_after:
             bar.close()
             return checkpoint
     bar.close()
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
-        _write_outputs(unwrapped, params, ema, state, config, counts, out_dir)
+        _write_outputs(unwrapped, params, ema, state, config, counts, launch, out_dir)
     accelerator.wait_for_everyone()
     return out_dir
 
@@ -270,61 +275,7 @@ def _arm_config(unet) -> dict:
     return {k: v for k, v in dict(config).items() if k.startswith("exsvd_")}
 
 
-def _not_resumable(saved: dict, made_by: dict) -> str | None:
-    """Why a checkpoint cannot continue this run (another arm, other settings), or None."""
-    if "made_by" not in saved:
-        return "was written by an older exsvd-bench that did not record its settings"
-    theirs = json.loads(saved["made_by"])
-    changed = [k for k in ("arm", "trainable") if theirs[k] != made_by[k]]
-    changed += [
-        f"config.{k}"
-        for k, v in made_by["config"].items()
-        if k not in ("steps", "checkpoint_every", "checkpointing") and theirs["config"].get(k) != v
-    ]
-    if changed:
-        return f"was written by another arm or other settings ({', '.join(changed)} differ)"
-    if saved["step"] > made_by["config"]["steps"]:
-        return f"has {saved['step']} steps done, more than steps = {made_by['config']['steps']}"
-    return None
-
-
-def _save_checkpoint(path, params, optimizer, ema, state: TuneState, accelerator,
-                     made_by: dict) -> None:
-    buffer = io.BytesIO()
-    scaler = accelerator.scaler  # fp16 on GPUs: the loss scale is part of the state
-    torch.save(
-        {
-            "params": [p.detach() for p in params],
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "ema": ema,
-            "step": state.step,
-            "losses": state.losses,
-            "made_by": json.dumps(made_by, sort_keys=True),
-        },
-        buffer,
-    )
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
-
-
-def _load_checkpoint(path, params, optimizer, ema, accelerator, made_by: dict) -> TuneState:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    problem = _not_resumable(saved, made_by)
-    if problem:
-        raise BenchError(path, problem, "delete it to start over, or resume with its settings")
-    with torch.no_grad():
-        for target, source in zip(params, saved["params"], strict=True):
-            target.copy_(source)
-        for target, source in zip(ema, saved["ema"], strict=True):
-            target.copy_(source)
-    optimizer.load_state_dict(saved["optimizer"])
-    if accelerator.scaler is not None and saved.get("scaler") is not None:
-        accelerator.scaler.load_state_dict(saved["scaler"])
-    return TuneState(saved["step"], list(saved["losses"]))
-
-
-def _write_outputs(unet, params, ema, state, config, counts, out_dir: Path) -> None:
+def _write_outputs(unet, params, ema, state, config, counts, launch, out_dir: Path) -> None:
     """The tuned arm (raw weights and EMA), its loss curve and its training record."""
     unet.save_pretrained(out_dir / "unet")
     with torch.no_grad():
@@ -338,7 +289,8 @@ def _write_outputs(unet, params, ema, state, config, counts, out_dir: Path) -> N
         writer = csv.writer(fh)
         writer.writerow(["step", "loss"])
         writer.writerows(enumerate(state.losses, start=1))
-    record = {"config": asdict(config), "parameters": counts, "steps_done": state.step}
+    record = {"config": asdict(config), "parameters": counts, "steps_done": state.step,
+              "launch": launch}
     with atomic_path(out_dir / "training.json") as tmp:
         tmp.write_text(json.dumps(record, indent=2))
 

@@ -1,0 +1,57 @@
+"""Post-tuning under ``accelerate launch``, for tests/test_parallel_tune.py: the exsvd arm of a
+random-init tiny pipeline trained straight, and trained ``STOP`` steps then resumed with fresh
+weights (as a new launch would); the main process saves both runs' trainable weights.
+
+Without a GPU, DDP runs over gloo (the test sets ACCELERATE_USE_CPU=true). For DeepSpeed this
+script sets the process group up over gloo, which accelerate does not do on CPUs (NCCL does it
+on GPUs), and skips the shared-memory kernel DeepSpeed compiles for CPU inference (70 s of
+build on 2 cores; no training collective uses it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from variants import get_variant
+from variants.posttune import TuneConfig, post_tune, synthetic_clips
+from variants.tiny import tiny_pipeline
+
+FRAMES, SIZE, STOP = 8, 64, 1
+CONFIG = TuneConfig(steps=3, frames=FRAMES, lr=1e-3, seed=3, grad_accumulation=2,
+                    checkpoint_every=1, ema_decay=0.5)
+
+
+def arm(base):
+    return get_variant("exsvd").build(base.unet, base_length=4, table_size=16, bounce_low=2)
+
+
+def trainable(unet) -> dict[str, torch.Tensor]:
+    return {n: p.detach().float().clone() for n, p in unet.named_parameters() if p.requires_grad}
+
+
+def main(out: Path) -> None:
+    from accelerate import PartialState
+
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" and not torch.cuda.is_available():
+        import deepspeed.comm.torch
+
+        deepspeed.comm.torch.build_shm_op = lambda: None
+        PartialState(backend="gloo")
+    base = tiny_pipeline(seed=0)
+    clips = synthetic_clips(FRAMES, SIZE, CONFIG.batch_size)
+    straight = arm(base)
+    post_tune(straight, base, clips, CONFIG, out / "straight", progress=False)
+    post_tune(arm(base), base, clips, CONFIG, out / "resumed", stop_after=STOP, progress=False)
+    resumed = arm(base)
+    post_tune(resumed, base, clips, CONFIG, out / "resumed", resume=True, progress=False)
+    if PartialState().is_main_process:
+        torch.save({"straight": trainable(straight), "resumed": trainable(resumed)},
+                   out / "trainable.pt")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,62 @@
+"""How post-tuning is launched: one process, or several under ``accelerate launch`` (DDP, or
+DeepSpeed ZeRO with ``variants/configs/deepspeed_zero2.json``), checked before any compute."""
+
+from __future__ import annotations
+
+import os
+
+from metrics.errors import BenchError
+
+SINGLE_PROCESS = {"processes": 1, "distributed": "NO"}
+# DeepSpeed 0.17.x-0.18.2's ZeRO-1/2 keep only the last micro-batch's gradients when
+# accumulating (measured with 0.18.2: the result equals training on the last micro-batch alone)
+DEEPSPEED_ACCUMULATES_FROM = "0.18.3"
+
+
+def distributed_type(accelerator) -> str:
+    """``DEEPSPEED``, ``MULTI_GPU`` / ``MULTI_CPU`` (DDP) or ``NO``."""
+    return accelerator.distributed_type.value
+
+
+def launch_of(accelerator) -> dict:
+    """The launch, as far as the maths depends on it: each process trains on clips of its own,
+    so the process count sets the batch; DeepSpeed keeps the optimizer state in partitions."""
+    if accelerator.num_processes == 1:
+        return dict(SINGLE_PROCESS)
+    return {"processes": accelerator.num_processes, "distributed": distributed_type(accelerator)}
+
+
+def check_launch(accelerator, grad_accumulation: int) -> None:
+    """Refuse a launch that would not train as asked, before any compute."""
+    launched = int(os.environ.get("WORLD_SIZE") or 1)
+    if launched > 1 and accelerator.num_processes == 1:
+        raise BenchError(
+            "post-tuning",
+            f"launched as {launched} processes, but accelerate runs each on its own (it found "
+            "no GPU), so they would all train the same batch and write the same files",
+            "on CPUs launch DDP with ACCELERATE_USE_CPU=true accelerate launch --multi_gpu ...",
+        )
+    if distributed_type(accelerator) != "DEEPSPEED" or grad_accumulation == 1:
+        return
+    import deepspeed
+    from packaging.version import Version
+
+    if Version(deepspeed.__version__) < Version(DEEPSPEED_ACCUMULATES_FROM):
+        raise BenchError(
+            "post-tuning",
+            f"DeepSpeed {deepspeed.__version__} with grad_accumulation = {grad_accumulation}: "
+            "its ZeRO-2 keeps only the last micro-batch's gradients",
+            f"install deepspeed>={DEEPSPEED_ACCUMULATES_FROM} (pip install -e '.[deepspeed]') "
+            "or set grad_accumulation = 1",
+        )
+
+
+def prepare_deepspeed(accelerator, batch_size: int) -> None:
+    """Fill the DeepSpeed config's ``"auto"`` micro-batch, which accelerate otherwise takes from
+    a DataLoader (post-tuning has none); its ``"auto"`` accumulation steps come from the
+    Accelerator's ``gradient_accumulation_steps``."""
+    if distributed_type(accelerator) != "DEEPSPEED":
+        return
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin.is_auto("train_micro_batch_size_per_gpu"):
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = batch_size
