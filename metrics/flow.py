@@ -15,11 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metrics.errors import BenchError, WeightsNotFoundError
+from metrics.errors import BenchError, MetricInputError, WeightsNotFoundError
 from metrics.weights import named_by_user, resolve
 
 FLOW_BACKENDS = ("auto", "raft_large", "raft_small", "dis")
 RAFT_MIN_SIDE = 128  # torchvision RAFT needs H, W >= 128 for its correlation pyramid
+RAFT_CORR_BUDGET = 2 * 2**30  # bytes of correlation volume per model call (pairs are chunked)
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,27 @@ def _to_grey_uint8(frames: torch.Tensor) -> np.ndarray:
     return grey.to(torch.uint8).cpu().numpy()
 
 
+def raft_corr_bytes(height: int, width: int, element_size: int = 4) -> int:
+    """RAFT's all-pairs correlation pyramid for one pair of (padded) ``height`` x ``width``
+    frames: every 1/8-resolution cell against every other, then 3 levels pooled 2x2 from it. It
+    grows with the square of the pixel count (1024x576: 0.45 GB, 1920x1080: 5.6 GB)."""
+    cells = (height // 8) * (width // 8)
+    return cells * cells * element_size * 85 // 64  # 1 + 1/4 + 1/16 + 1/64
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free for tensors on ``device`` (CUDA: the driver's count; else available RAM)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    import psutil
+
+    return psutil.virtual_memory().available
+
+
 class RAFTFlow:
-    """torchvision RAFT: inputs in [-1, 1], upsampled below 128 px, padded to multiples of 8."""
+    """torchvision RAFT: inputs in [-1, 1], upsampled below 128 px, padded to multiples of 8;
+    pairs run in chunks whose correlation volumes fit ``corr_budget`` bytes (results do not
+    depend on the chunking), and a pair whose volume alone exceeds free memory is refused."""
 
     min_sides = (1, 1)  # small frames are upsampled
 
@@ -87,6 +107,7 @@ class RAFTFlow:
         allow_random_weights: bool = False,
         num_flow_updates: int = 12,
         autocast_dtype: torch.dtype | None = None,
+        corr_budget: int = RAFT_CORR_BUDGET,
     ):
         from torchvision.models.optical_flow import raft_large, raft_small
 
@@ -107,6 +128,7 @@ class RAFTFlow:
         self.model = model.eval().to(device)
         self.num_flow_updates = num_flow_updates
         self.autocast_dtype = autocast_dtype
+        self.corr_budget = corr_budget
 
     @torch.inference_mode()
     def __call__(self, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
@@ -121,17 +143,35 @@ class RAFTFlow:
         pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
         pair = F.pad(pair, pads, mode="replicate")
         image1, image2 = pair.chunk(2)
+        chunk = self._pairs_per_call(*pair.shape[-2:], pair.device, (width, height))
         with torch.autocast(
             pair.device.type,
             dtype=self.autocast_dtype or torch.float32,
             enabled=self.autocast_dtype is not None,
         ):
-            flow = self.model(image1, image2, num_flow_updates=self.num_flow_updates)[-1]
-        flow = flow.float()[..., pads[2] : pads[2] + size[0], pads[0] : pads[0] + size[1]]
+            flow = torch.cat([
+                self.model(a, b, num_flow_updates=self.num_flow_updates)[-1].float()
+                for a, b in zip(image1.split(chunk), image2.split(chunk), strict=True)
+            ])
+        flow = flow[..., pads[2] : pads[2] + size[0], pads[0] : pads[0] + size[1]]
         if size != (height, width):
             flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
             flow = flow * flow.new_tensor([width / size[1], height / size[0]]).view(1, 2, 1, 1)
         return flow.to(src.device)
+
+    def _pairs_per_call(self, height: int, width: int, device, frame_size) -> int:
+        element = 2 if self.autocast_dtype in (torch.float16, torch.bfloat16) else 4
+        one = raft_corr_bytes(height, width, element)
+        free = free_memory(device)
+        if one > free:
+            raise MetricInputError(
+                f"{frame_size[0]}x{frame_size[1]} frames",
+                f"RAFT's correlation volume for one pair needs {one / 2**30:.1f} GiB, more than "
+                f"the {free / 2**30:.1f} GiB free on {device}",
+                "use the weight-free DIS flow (--flow dis; evaluate.flow = \"dis\" in a run "
+                "config) or downscale the videos",
+            )
+        return max(1, self.corr_budget // one)
 
 
 def create_flow_backend(

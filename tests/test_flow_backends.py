@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metrics.errors import BenchError, WeightsNotFoundError
-from metrics.flow import RAFTFlow, compute_flows, create_flow_backend
+from metrics.errors import BenchError, MetricInputError, WeightsNotFoundError
+from metrics.flow import RAFTFlow, compute_flows, create_flow_backend, raft_corr_bytes
 from metrics.weights import WEIGHTS, resolve
 
 
@@ -60,6 +60,44 @@ def test_raft_random_init_shapes_batching_and_labels():
     assert torch.isfinite(batched.forward).all()
     torch.testing.assert_close(batched.forward, one_by_one.forward, atol=1e-3, rtol=1e-3)
     torch.testing.assert_close(batched.backward, one_by_one.backward, atol=1e-3, rtol=1e-3)
+
+
+def test_raft_corr_bytes_is_the_pyramid_torchvision_builds():
+    from torchvision.models.optical_flow.raft import CorrBlock
+
+    fmap = torch.rand(1, 8, 24, 16)  # features of a 192x128 frame at 1/8 resolution
+    block = CorrBlock(num_levels=4, radius=4)
+    block.build_pyramid(fmap, fmap)
+    built = sum(level.numel() * level.element_size() for level in block.corr_pyramid)
+    assert raft_corr_bytes(192, 128) == built
+    assert raft_corr_bytes(192, 128, element_size=2) == built // 2
+
+
+def test_raft_runs_pairs_in_chunks_that_fit_its_budget_with_the_same_flows():
+    frames = torch.rand(4, 3, 128, 160)  # 6 directed pairs
+    one = raft_corr_bytes(128, 160)
+    whole = RAFTFlow("small", allow_random_weights=True, num_flow_updates=2)
+    chunked = RAFTFlow("small", allow_random_weights=True, num_flow_updates=2,
+                       corr_budget=2 * one + 1)
+    calls = []
+    chunked.model.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    expected = compute_flows(frames, whole, batch_size=6)
+    flows = compute_flows(frames, chunked, batch_size=6)
+    assert calls == [2, 2, 2]
+    torch.testing.assert_close(flows.forward, expected.forward, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(flows.backward, expected.backward, atol=1e-4, rtol=1e-4)
+
+
+def test_raft_refuses_a_pair_whose_correlation_volume_exceeds_free_memory(monkeypatch):
+    monkeypatch.setattr("metrics.flow.free_memory", lambda device: 2**19)  # 0.5 MiB free
+    backend = RAFTFlow("small", allow_random_weights=True, num_flow_updates=2)
+    calls = []
+    backend.model.register_forward_hook(lambda *args: calls.append(1))
+    with pytest.raises(MetricInputError) as info:
+        compute_flows(torch.rand(2, 3, 120, 200), backend)
+    # 120x200 runs at 128x213 -> padded 128x216: (16 x 27)^2 cells x 4 B x 85/64 = 0.93 MiB
+    assert str(info.value).startswith("200x120 frames: RAFT's correlation volume")
+    assert "--flow dis" in str(info.value) and calls == []
 
 
 def test_raft_without_weights_names_every_place_searched():
