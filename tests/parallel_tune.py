@@ -1,6 +1,7 @@
 """Post-tuning under ``accelerate launch``, for tests/test_parallel_tune.py: the exsvd arm of a
 random-init tiny pipeline trained straight, and trained ``STOP`` steps then resumed with fresh
-weights (as a new launch would); the main process saves both runs' trainable weights.
+weights (as a new launch would); the main process saves both runs' trainable weights. Under
+DeepSpeed, also 2 steps in bf16 (the engine holds the weights in bf16).
 
 Without a GPU, DDP runs over gloo (the test sets ACCELERATE_USE_CPU=true). For DeepSpeed this
 script sets the process group up over gloo, which accelerate does not do on CPUs (NCCL does it
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -48,6 +50,12 @@ def main(out: Path) -> None:
     post_tune(arm(base), base, clips, CONFIG, out / "resumed", stop_after=STOP, progress=False)
     resumed = arm(base)
     post_tune(resumed, base, clips, CONFIG, out / "resumed", resume=True, progress=False)
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true":
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state()  # another mixed precision; the process group stays
+        post_tune(arm(base), base, clips, replace(CONFIG, steps=2, mixed_precision="bf16"),
+                  out / "bf16", progress=False)
     if PartialState().is_main_process:
         torch.save({"straight": trainable(straight), "resumed": trainable(resumed)},
                    out / "trainable.pt")

@@ -1,7 +1,8 @@
 """Post-tuning one arm over 2 processes (``accelerate launch`` on CPUs): DDP and DeepSpeed ZeRO-2,
 with gradient accumulation, train what an independent single-process reference computes from
-the same per-process micro-batches, resume bit for bit, and record the launch; a launch that
-would not train as asked is refused before any compute."""
+the same per-process micro-batches (DeepSpeed in bf16 too, within bf16's rounding), resume bit
+for bit, and record the launch; a launch that would not train as asked is refused before any
+compute."""
 
 from __future__ import annotations
 
@@ -106,6 +107,10 @@ def test_deepspeed_zero2_trains_the_reference_and_resumes_from_its_partitions(
     check_against_reference(tmp_path, reference, "DEEPSPEED")
     # every process saved its optimizer partition; only the committed step is kept
     assert [p.name for p in (tmp_path / "resumed" / "deepspeed").glob("step-*")] == ["step-3"]
+    # in bf16 the engine holds the weights in 16 bits and the inputs are cast to them
+    rows = list(csv.DictReader((tmp_path / "bf16" / "loss.csv").read_text().splitlines()))
+    torch.testing.assert_close([float(r["loss"]) for r in rows], reference[1][:2], rtol=1e-2,
+                               atol=0)
 
 
 def test_processes_that_each_run_alone_are_refused_before_any_compute(tmp_path, monkeypatch):

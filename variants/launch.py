@@ -4,6 +4,9 @@ DeepSpeed ZeRO with ``variants/configs/deepspeed_zero2.json``), checked before a
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
+
+import torch
 
 from metrics.errors import BenchError
 
@@ -60,3 +63,19 @@ def prepare_deepspeed(accelerator, batch_size: int) -> None:
     plugin = accelerator.state.deepspeed_plugin
     if plugin.is_auto("train_micro_batch_size_per_gpu"):
         plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = batch_size
+
+
+def sixteen_bit_inputs(model, accelerator):
+    """The UNet call ``edm_loss`` makes. Under DeepSpeed fp16 / bf16 the engine holds the weights
+    in 16 bits and leaves the inputs to the loop (accelerate's autocast is off), so the float32
+    inputs are cast to them and the output back, as Lightning's DeepSpeed precision does in
+    ExVideo's run; everywhere else the model itself."""
+    half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision)
+    if distributed_type(accelerator) != "DEEPSPEED" or half is None:
+        return model
+
+    def forward(sample, timestep, encoder_hidden_states, added_time_ids):
+        output = model(sample.to(half), timestep, encoder_hidden_states.to(half), added_time_ids)
+        return SimpleNamespace(sample=output.sample.float())
+
+    return forward

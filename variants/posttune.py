@@ -24,7 +24,7 @@ from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion 
 
 from metrics.atomic import atomic_path
 from metrics.errors import BenchError
-from variants.launch import check_launch, launch_of, prepare_deepspeed
+from variants.launch import check_launch, launch_of, prepare_deepspeed, sixteen_bit_inputs
 from variants.memory import apply_checkpointing, store_frozen_in
 from variants.objective import Batch, ObjectiveConfig, edm_loss
 from variants.tune_checkpoint import TuneState, load_checkpoint, save_checkpoint
@@ -209,6 +209,7 @@ def post_tune(
     optimizer = torch.optim.AdamW(params, lr=config.lr, **fused)
     prepare_deepspeed(accelerator, config.batch_size)
     model, optimizer = accelerator.prepare(unet, optimizer)
+    forward = sixteen_bit_inputs(model, accelerator)
     # after prepare: on the parameters' device; float32 where DeepSpeed holds them in 16 bits
     ema = [p.detach().float().clone() for p in params]
     state = TuneState()
@@ -241,7 +242,7 @@ def post_tune(
             # backward divides the loss by grad_accumulation (DeepSpeed's engine does it itself)
             with accelerator.accumulate(model):
                 with accelerator.autocast():
-                    loss = edm_loss(model, batch, config.objective, generator)
+                    loss = edm_loss(forward, batch, config.objective, generator)
                 accelerator.backward(loss)
             total += loss.item() / config.grad_accumulation
         optimizer.step()  # a no-op under DeepSpeed, whose engine stepped in backward
