@@ -38,7 +38,8 @@ def trainable(unet) -> dict[str, torch.Tensor]:
 def main(out: Path) -> None:
     from accelerate import PartialState
 
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" and not torch.cuda.is_available():
+    use_deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true"
+    if use_deepspeed and not torch.cuda.is_available():
         import deepspeed.comm.torch
 
         deepspeed.comm.torch.build_shm_op = lambda: None
@@ -50,7 +51,7 @@ def main(out: Path) -> None:
     post_tune(arm(base), base, clips, CONFIG, out / "resumed", stop_after=STOP, progress=False)
     resumed = arm(base)
     post_tune(resumed, base, clips, CONFIG, out / "resumed", resume=True, progress=False)
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true":
+    if use_deepspeed:
         from accelerate.state import AcceleratorState
 
         AcceleratorState._reset_state()  # another mixed precision; the process group stays

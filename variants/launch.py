@@ -10,7 +10,7 @@ import torch
 
 from metrics.errors import BenchError
 
-SINGLE_PROCESS = {"processes": 1, "distributed": "NO"}
+SINGLE_PROCESS = {"processes": 1, "distributed": "NO"}  # checkpoints before the launch
 # DeepSpeed 0.17.x-0.18.2's ZeRO-1/2 keep only the last micro-batch's gradients when
 # accumulating (measured with 0.18.2: the result equals training on the last micro-batch alone)
 DEEPSPEED_ACCUMULATES_FROM = "0.18.3"
@@ -23,9 +23,8 @@ def distributed_type(accelerator) -> str:
 
 def launch_of(accelerator) -> dict:
     """The launch, as far as the maths depends on it: each process trains on clips of its own,
-    so the process count sets the batch; DeepSpeed keeps the optimizer state in partitions."""
-    if accelerator.num_processes == 1:
-        return dict(SINGLE_PROCESS)
+    so the process count sets the batch; DeepSpeed (on one GPU too) keeps the optimizer state in
+    partitions of its own format."""
     return {"processes": accelerator.num_processes, "distributed": distributed_type(accelerator)}
 
 

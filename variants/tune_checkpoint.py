@@ -39,9 +39,10 @@ def not_resumable(saved: dict, made_by: dict) -> str | None:
     if "made_by" not in saved:
         return "was written by an older exsvd-bench that did not record its settings"
     theirs = json.loads(saved["made_by"])
-    if theirs.get("launch", SINGLE_PROCESS) != made_by["launch"]:
-        return (f"was written by another launch ({describe(theirs.get('launch', SINGLE_PROCESS))}"
-                f", this one is {describe(made_by['launch'])})")
+    launch = theirs.get("launch", SINGLE_PROCESS)
+    if launch != made_by["launch"]:
+        return (f"was written by another launch ({describe(launch)}, this one is "
+                f"{describe(made_by['launch'])})")
     changed = [k for k in ("arm", "trainable") if theirs[k] != made_by[k]]
     changed += [
         f"config.{k}"
