@@ -36,7 +36,7 @@ def check_and_resolve(config: RunConfig, origins: dict[Name, str]) -> RunConfig:
         arms=arms,
         model=model,
         conditions=_conditions(check, config.conditions),
-        tune=_tune(check, config.tune, arms),
+        tune=_tune(check, config.tune, arms, model.device),
         generation=_generation(check, config.generation),
         evaluate=_evaluate(check, config.evaluate, model),
     )
@@ -175,7 +175,7 @@ def _conditions(check: Checker, conditions: ConditionSettings) -> ConditionSetti
     return replace(conditions, source=source)
 
 
-def _tune(check: Checker, tune: TuneSettings, arms: list[str]) -> TuneSettings:
+def _tune(check: Checker, tune: TuneSettings, arms: list[str], device: str) -> TuneSettings:
     check.choice(("tune", "budget"), tune.budget, tuple(BUDGETS))
     tune = with_budget(tune)
     check.at_least(
@@ -195,6 +195,7 @@ def _tune(check: Checker, tune: TuneSettings, arms: list[str]) -> TuneSettings:
         f"frozen_dtype {tune.frozen_dtype} needs mixed_precision {autocast!r}",
         f"set tune.mixed_precision = {autocast!r} or frozen_dtype = 'float32'",
     )
+    _launch(check, tune, device)
     check.choice(("tune", "exsvd_weights"), tune.exsvd_weights, ("own", "released"))
     data = check.folder_or(("tune", "data"), tune.data, "synthetic")
     if data != "synthetic":  # listing only; unreadable or short videos are skipped when loaded
@@ -216,6 +217,43 @@ def _tune(check: Checker, tune: TuneSettings, arms: list[str]) -> TuneSettings:
         "set tune.released_weights to ExVideo-SVD-128f-v1's model.fp16.safetensors",
     )
     return tune
+
+
+def _launch(check: Checker, tune: TuneSettings, device: str) -> None:
+    """Data-parallel post-tuning (bench launches it, one arm at a time)."""
+    check.at_least(tune, "tune", ("processes",), 1)
+    parallel = tune.processes > 1 or tune.deepspeed
+    check.require(
+        not parallel or device in ("cpu", "cuda"),
+        ("tune", "processes"),
+        f"data-parallel post-tuning on {device}; its processes take one GPU each",
+        "set model.device = 'cuda' (CUDA_VISIBLE_DEVICES chooses the GPUs)",
+    )
+    if device == "cuda" and parallel:
+        import torch
+
+        gpus = torch.cuda.device_count()
+        check.require(
+            tune.processes <= gpus,
+            ("tune", "processes"),
+            f"processes = {tune.processes}, but {gpus} GPU{'s' if gpus != 1 else ''} visible",
+            f"set tune.processes <= {gpus}",
+        )
+    if tune.deepspeed:
+        check.require(
+            device == "cuda",
+            ("tune", "deepspeed"),
+            "DeepSpeed post-tuning runs on GPUs (accelerate sets no CPU process group up for it)",
+            "set model.device = 'cuda', or tune.deepspeed = false for DDP on CPU processes",
+        )
+        from importlib.util import find_spec
+
+        check.require(
+            find_spec("deepspeed") is not None,
+            ("tune", "deepspeed"),
+            "deepspeed is not installed",
+            "pip install -e '.[deepspeed]'",
+        )
 
 
 def _generation(check: Checker, generation: GenerationSettings) -> GenerationSettings:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,9 @@ def add_parser(commands) -> None:
         description=HELP + ". Settings: the built-in defaults (configs/default.toml), then "
         "--config, then --set and the flags below. Finished units are kept and skipped; "
         "'accelerate launch --multi_gpu --num_processes N -m bench run ...' shares the units "
-        "among N processes (GPUs, or CPU processes with --device cpu).",
+        "among N processes (GPUs, or CPU processes with --device cpu); instead, "
+        "--set tune.processes=N post-tunes each arm data-parallel over N (DDP, or DeepSpeed "
+        "ZeRO-2 with --set tune.deepspeed=true).",
     )
     parser.add_argument(
         "--config", metavar="FILE", help="TOML settings, e.g. configs/svd-xt-128.toml"
@@ -69,9 +72,11 @@ def run(args: argparse.Namespace) -> int:
     from bench.stages.context import Context
     from bench.stages.evaluate import plan_metrics
     from bench.stages.inputs import model_key
+    from bench.stages.tune import check_not_nested
 
     config_path = Path(args.config) if args.config else None
     config = load_config(config_path, args.set, flags(args))
+    check_not_nested(config, int(os.environ.get("WORLD_SIZE") or 1))  # set by accelerate launch
     if args.budget:
         warn_budget_overridden(config, args.budget)
     run_dir = Path(args.out or Path("runs") / (config_path.stem if config_path else "default"))
@@ -198,7 +203,7 @@ def announce(ctx, plan) -> None:
         f"  arms       {', '.join(config.arms)}",
         f"  tune       {len(tuned_arms(config))} arms, budget {tune.budget}: {tune.steps} steps, "
         f"lr {tune.lr:g}, batch {tune.batch_size}, ema {tune.ema:g}, seed {config.seed}, "
-        f"data {tune.data}, exsvd {tune.exsvd_weights}",
+        f"data {tune.data}, exsvd {tune.exsvd_weights}{launch_words(tune)}",
         f"  conditions {source}, seeds {gen.seeds}",
         f"  generation {gen.steps} steps, guidance {gen.min_guidance:g}-{gen.max_guidance:g}, "
         f"fps id {gen.fps_id}, motion bucket {gen.motion_bucket}",
@@ -212,6 +217,16 @@ def announce(ctx, plan) -> None:
         by_reason.setdefault(reason, []).append(name)
     for reason, names in by_reason.items():
         print(f"warning: {', '.join(names)} unavailable: {reason}", file=sys.stderr)
+
+
+def launch_words(tune) -> str:
+    """How each arm's post-tuning is launched, when not in one plain process."""
+    from bench.stages.tune import launched
+
+    if not launched(tune):
+        return ""
+    how = "DeepSpeed" if tune.deepspeed else "DDP"
+    return f", each arm over {tune.processes} process{'es' * (tune.processes > 1)} ({how})"
 
 
 def summarize(ctx, clock: Clock) -> None:

@@ -55,7 +55,11 @@ class ConditionSettings:
 class TuneSettings:
     """Post-tuning of the tuned arms; unset numbers come from ``budget``. ``data``: "synthetic"
     or a folder of training videos. ``exsvd_weights`` "released" loads ExVideo's checkpoint
-    (``released_weights``: DiffSynth's model.fp16.safetensors) into exsvd instead of tuning."""
+    (``released_weights``: DiffSynth's model.fp16.safetensors) into exsvd instead of tuning.
+    ``processes`` > 1 post-tunes each arm data-parallel (``accelerate launch``, one GPU each, or
+    CPU processes over gloo); each process draws its own clips, so the batch grows that many
+    times. ``deepspeed``: under DeepSpeed ZeRO-2 (``variants/configs/deepspeed_zero2.json``,
+    GPUs) instead of DDP."""
 
     budget: str = "quick"
     steps: int | None = None
@@ -68,6 +72,8 @@ class TuneSettings:
     checkpointing: str = "none"
     frozen_dtype: str = "float32"
     fused_adamw: bool = False
+    processes: int = 1
+    deepspeed: bool = False
     data: str = "synthetic"
     exsvd_weights: str = "own"
     released_weights: str = ""

@@ -55,6 +55,16 @@ def objective_text(training: dict) -> str:
             f"log σ ~ N({objective.get('p_mean')}, {objective.get('p_std')})")
 
 
+def steps_text(training: dict, loss: pd.DataFrame | None) -> str:
+    """Post-tuning steps, and the launch when each step took the clips of several processes
+    (or DeepSpeed's)."""
+    steps = training.get("steps_done", "–" if loss is None else len(loss))
+    launch = training.get("launch", {"processes": 1, "distributed": "NO"})
+    if launch["processes"] == 1 and launch["distributed"] == "NO":
+        return str(steps)
+    return f"{steps} ({launch['processes']} processes, {launch['distributed']})"
+
+
 def arm_rows(run: Run) -> list[dict]:
     """Per arm: frames generated, videos, weight checksums, post-tuning steps, objective and
     parameters."""
@@ -70,7 +80,7 @@ def arm_rows(run: Run) -> list[dict]:
                 "frames": manifest.get("generation", {}).get("frames", "–"),
                 "videos": len(run.videos.get(arm, {})),
                 "weights": manifest.get("weights_sha256", {}),
-                "steps": training.get("steps_done", "–" if loss is None else len(loss)),
+                "steps": steps_text(training, loss),
                 "objective": objective_text(training),
                 "parameters": ", ".join(f"{k} {v:,}" for k, v in trainable.items()) or "–",
                 "final_loss": f"{loss['loss'].tail(20).mean():.4g}" if loss is not None else "–",

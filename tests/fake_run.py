@@ -189,6 +189,9 @@ def write_tuning(folder: Path, a: int, rng) -> None:
             },
             "parameters": {"temporal_pe": 4096 * (a + 1), "identity_conv3d": 0 if a == 3 else 9216},
             "steps_done": 150,
+            "launch": {"processes": 2, "distributed": "MULTI_GPU"}
+            if a == 4
+            else {"processes": 1, "distributed": "NO"},
         },
     )
 

@@ -7,6 +7,8 @@ the tests themselves (post-tuning uses accelerate's device, the GPU wherever the
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
 import os
 from dataclasses import replace
@@ -105,3 +107,25 @@ def test_long_generation_in_bf16_on_the_device_is_deterministic_per_seed(base):
     assert first.shape == (FRAMES, SIZE, SIZE, 3) and pipe.unet.device.type == DEVICE
     np.testing.assert_array_equal(first, again)
     assert np.abs(first.astype(int) - other).mean() > 1
+
+
+@pytest.mark.skipif(DEVICE != "cuda" or importlib.util.find_spec("deepspeed") is None,
+                    reason="needs deepspeed and a GPU (.ci/device-wheels carries deepspeed)")
+def test_bench_post_tunes_an_arm_under_deepspeed_zero2_on_the_device(base, tmp_path):
+    """``bench run`` with tune.deepspeed launches the arm's post-tuning under DeepSpeed."""
+    from bench.__main__ import main
+
+    base.save_pretrained(tmp_path / "tiny-svd")
+    sets = [f'model.base="{tmp_path / "tiny-svd"}"', "model.base_length=4",
+            "model.extended_length=8", "model.bounce_low=2", "model.device=cuda",
+            "conditions.count=1", "tune.steps=3", "tune.checkpoint_every=1",
+            "tune.deepspeed=true", 'tune.mixed_precision="bf16"', "generation.steps=2",
+            "generation.decode_chunk=4", 'evaluate.metrics="psnr"', 'evaluate.flow="dis"']
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), "--variants", "exsvd",
+                 *[part for item in sets for part in ("--set", item)]]) == 0
+    tuned = run / "tune" / "exsvd"
+    record = json.loads((tuned / "training.json").read_text())
+    assert record["launch"] == {"processes": 1, "distributed": "DEEPSPEED"}
+    assert len(losses(tuned)) == 3 and all(math.isfinite(loss) for loss in losses(tuned))
+    assert not (tuned / "deepspeed").exists() and (run / "report" / "index.html").is_file()

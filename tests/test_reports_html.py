@@ -127,6 +127,7 @@ def test_what_was_run_and_what_did_not(index):
         "pan_0, zoom_1",
         "synthetic (texture scale 2.0)",
         "x0 error × sqrt(σ²+1)/σ (ExVideo), log σ ~ N(0.7, 1.6)",
+        "150 (2 processes, MULTI_GPU)",  # one arm tuned data-parallel
         "8 of 96 videos",
         "flow failed: NaN in the flow field",
         CLIP_REASON.replace("'", "&#39;"),

@@ -353,6 +353,34 @@ def test_a_killed_run_resumes_to_the_same_results(baseline, config_file, tmp_pat
     pd.testing.assert_frame_equal(per_video(run), per_video(baseline))
 
 
+def test_an_arm_post_tunes_data_parallel_over_two_processes(baseline, config_file, tmp_path):
+    run = copy(baseline, tmp_path)
+    argv = ("--variants", "exsvd", "--set", "tune.processes=2")
+    assert bench(config_file, run, "--resume", *argv) == 0
+    assert computed(run)["tune"] == 1 and computed(run)["generate"] == 2
+    tuned, alone = run / "tune" / "exsvd", baseline / "tune" / "exsvd"
+    record = json.loads((tuned / "training.json").read_text())
+    assert record["launch"] == {"processes": 2, "distributed": "MULTI_CPU"}
+    losses = [pd.read_csv(folder / "loss.csv").loss for folder in (tuned, alone)]
+    # step 1 starts from the same weights, but process 1 adds clips of its own
+    assert len(losses[0]) == 3 and abs(losses[0][0] - losses[1][0]) > 1e-4
+    assert not (tuned / "checkpoint.pt").exists() and not (tuned / "deepspeed").exists()
+    assert bench(config_file, run, *argv) == 0 and computed(run)["tune"] == 0
+
+
+def test_the_deepspeed_launch_names_its_shipped_config():
+    from bench.run_config import TuneSettings
+    from bench.stages.tune import launch_command
+
+    settings = TuneSettings(processes=8, deepspeed=True, mixed_precision="bf16")
+    command = launch_command(settings, "cuda")
+    config = Path(command[command.index("--deepspeed_config_file") + 1])
+    assert json.loads(config.read_text())["zero_optimization"]["stage"] == 2
+    assert "--use_deepspeed" in command and "--multi_gpu" not in command
+    assert command[command.index("--num_processes") + 1] == "8"
+    assert command[command.index("--mixed_precision") + 1] == "bf16"
+
+
 def test_two_accelerate_processes_merge_to_the_single_process_results(
     baseline, config_file, tmp_path
 ):

@@ -90,6 +90,8 @@ BAD = {
         '[evaluate]\nclip_model = "ViT-L-14"\n',
         "ViT-L-14 has no weights the project resolves",
     ),
+    "no processes": ("[tune]\nprocesses = 0\n", "c.toml:2: processes = 0 < 1"),
+    "DeepSpeed on CPU": ("[tune]\ndeepspeed = true\n", "DeepSpeed post-tuning runs on GPUs"),
     "unknown clip model": (
         '[evaluate]\nclip_model = "ViT-Q-99"\nclip_weights = "c.toml"\n',
         "'ViT-Q-99' is not an open_clip model",
@@ -131,6 +133,15 @@ def test_a_numbered_gpu_under_a_multi_process_launch_is_refused(model_dir, tmp_p
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cuda:1 under a launch of 2 processes" in err, err
+
+
+def test_data_parallel_tuning_under_a_multi_process_launch_is_refused(model_dir, tmp_path,
+                                                                     monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    argv = ["run", "--out", str(tmp_path / "run"), "--set", "tune.processes=2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run bench without accelerate launch" in err, err
 
 
 def test_missing_tiny_model_says_how_to_make_it(tmp_path, monkeypatch, capsys):

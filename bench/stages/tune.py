@@ -1,13 +1,17 @@
 """Post-tuning of the tuned arms into ``tune/<arm>/`` (``variants.posttune.post_tune``), or the
 released ExVideo checkpoint for exsvd. An interrupted tuning resumes from its checkpoint, and
-only for the same unit key. Under ``accelerate launch`` each arm trains in a child process of
-its own (``python -m bench.stages.tune RUN_DIR ARM``), outside the launch's process group."""
+only for the same unit key. Each arm trains in this process, or in a child process of its own
+(``python -m bench.stages.tune RUN_DIR ARM``): outside the process group when bench runs under
+``accelerate launch``, and as an ``accelerate launch`` of ``tune.processes`` (DDP or DeepSpeed)
+when one arm trains data-parallel."""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -47,7 +51,10 @@ NOT_IN_KEY = (
     "checkpoint_every",
     "checkpointing",
     "data",  # the folder's contents are (folder_stamp), not where it lies
+    "processes",  # in the key as the launch, only when not one plain process (older keys hold)
+    "deepspeed",
 )
+DEEPSPEED_CONFIG = Path(__file__).parents[2] / "variants" / "configs" / "deepspeed_zero2.json"
 
 
 def is_released(config: RunConfig, arm: str) -> bool:
@@ -76,6 +83,8 @@ def tune_units(ctx: Context) -> list[Unit]:
                 "conditioning": conditioning(ctx.config),
                 "objective": asdict(ObjectiveConfig()),  # what post_tune trains with
             }
+            if launched(tune):
+                what["launch"] = {"processes": tune.processes, "deepspeed": tune.deepspeed}
         key = unit_key("tune", base, asdict(get_variant(arm)), what)
         folder = ctx.path("tune", arm)
         outputs = ("unet", EMA, "training.json") + (() if released else ("loss.csv",))
@@ -92,6 +101,24 @@ def tune_units(ctx: Context) -> list[Unit]:
     return units
 
 
+def launched(tune) -> bool:
+    """Whether each arm's post-tuning is an ``accelerate launch`` of its own."""
+    return tune.processes > 1 or tune.deepspeed
+
+
+def check_not_nested(config: RunConfig, processes: int) -> None:
+    """``bench run`` itself under a launch of ``processes`` shares the arms out, one per
+    process, so it cannot also launch each arm over several."""
+    if processes > 1 and config.tune.processes > 1:
+        raise BenchError(
+            "tune.processes",
+            f"processes = {config.tune.processes} under a launch of {processes} processes, "
+            "which share the arms out one per process",
+            "run bench without accelerate launch (it launches each arm's tuning itself) or set "
+            "tune.processes = 1",
+        )
+
+
 def run(ctx: Context) -> list[Unit]:
     units = tune_units(ctx)
     data = functools.cache(lambda: training_clips(ctx.config))  # once, for every arm
@@ -104,6 +131,7 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
     checkpoint, pending = folder / "checkpoint.pt", folder / ".pending.json"
     if "tune" in ctx.forced or read_record(pending) != {"key": unit.key}:
         checkpoint.unlink(missing_ok=True)  # a checkpoint of other settings is never resumed
+        shutil.rmtree(folder / "deepspeed", ignore_errors=True)
     for stale in ("unet", EMA):  # an earlier tuning's outputs never outlive a recompute
         shutil.rmtree(folder / stale, ignore_errors=True)
     for stale in ("loss.csv", "training.json"):
@@ -111,10 +139,13 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
     with atomic_path(pending) as tmp:
         tmp.write_text(json.dumps({"key": unit.key}))
     progress = ctx.shard.is_main and sys.stderr.isatty()
-    if ctx.shard.count == 1:
+    own_launch = launched(ctx.config.tune) and not is_released(ctx.config, unit.arm)
+    if ctx.shard.count == 1 and not own_launch:
         train(ctx.config, ctx.pipeline("float32"), unit.arm, folder, progress, data)
     else:
-        command = [sys.executable, "-m", "bench.stages.tune", str(ctx.run_dir), unit.arm]
+        runner = launch_command(ctx.config.tune, ctx.config.model.device) if own_launch else [
+            sys.executable]
+        command = [*runner, "-m", "bench.stages.tune", str(ctx.run_dir), unit.arm]
         env = ctx.shard.solo_env(ctx.config.model.device)
         status = subprocess.run(command + (["--progress"] if progress else []), env=env)
         if status.returncode:
@@ -124,8 +155,30 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
                 "see its message above",
             )
     checkpoint.unlink(missing_ok=True)
+    shutil.rmtree(folder / "deepspeed", ignore_errors=True)
     pending.unlink(missing_ok=True)
     return {}
+
+
+def launch_command(tune, device: str) -> list[str]:
+    """``accelerate launch`` of ``tune.processes`` (DDP, or DeepSpeed ZeRO-2) on a free port;
+    ``-m MODULE ARGS`` follow. CPU processes share this process's threads."""
+    if tune.deepspeed:
+        how = ["--use_deepspeed", "--deepspeed_config_file", str(DEEPSPEED_CONFIG)]
+    else:  # DDP over processes > 1
+        how = ["--multi_gpu"]
+    if device == "cpu":
+        import torch
+
+        threads = max(1, torch.get_num_threads() // tune.processes)
+        how += ["--num_cpu_threads_per_process", str(threads)]
+    with socket.socket() as probe:  # another run on this machine may hold accelerate's default
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return [sys.executable, "-m", "accelerate.commands.launch", *how,
+            "--num_processes", str(tune.processes), "--num_machines", "1",
+            "--main_process_port", str(port), "--mixed_precision", tune.mixed_precision,
+            "--dynamo_backend", "no"]
 
 
 def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
@@ -230,7 +283,8 @@ def main(argv: list[str]) -> int:
         pipeline = load_base_pipeline(str(base_folder(config.model)))
         train(config, pipeline, arm, run_dir / "tune" / arm, "--progress" in argv)
     except BenchError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under a launch every process has it
+            print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
 
