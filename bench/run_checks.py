@@ -246,14 +246,17 @@ def _launch(check: Checker, tune: TuneSettings, device: str) -> None:
             "DeepSpeed post-tuning runs on GPUs (accelerate sets no CPU process group up for it)",
             "set model.device = 'cuda', or tune.deepspeed = false for DDP on CPU processes",
         )
-        from importlib.util import find_spec
+        from importlib.metadata import PackageNotFoundError, version
 
-        check.require(
-            find_spec("deepspeed") is not None,
-            ("tune", "deepspeed"),
-            "deepspeed is not installed",
-            "pip install -e '.[deepspeed]'",
-        )
+        from variants.launch import check_deepspeed
+
+        try:
+            check_deepspeed(version("deepspeed"), tune.grad_accumulation)
+        except PackageNotFoundError:
+            raise check.fail(("tune", "deepspeed"), "deepspeed is not installed",
+                             "pip install -e '.[deepspeed]'") from None
+        except BenchError as err:
+            raise check.fail(("tune", "grad_accumulation"), err.problem, err.fix) from None
 
 
 def _generation(check: Checker, generation: GenerationSettings) -> GenerationSettings:

@@ -368,6 +368,21 @@ def test_an_arm_post_tunes_data_parallel_over_two_processes(baseline, config_fil
     assert bench(config_file, run, *argv) == 0 and computed(run)["tune"] == 0
 
 
+def test_unusable_training_videos_fail_in_one_line_before_the_launch(config_file, tmp_path,
+                                                                      capsys):
+    from metrics.synthetic import make_video
+    from metrics.video_io import write_video
+
+    (tmp_path / "short").mkdir()
+    write_video(tmp_path / "short" / "a.mp4", make_video("pan", frames=4, size=(64, 64)).frames)
+    argv = ("--variants", "exsvd", "--set", "tune.processes=2",
+            "--set", f'tune.data="{tmp_path / "short"}"')
+    assert bench(config_file, tmp_path / "run", *argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: ") == 1 and "no usable training video" in err, err
+    assert "Traceback" not in err and "FAILED" not in err  # no launcher's report
+
+
 def test_the_deepspeed_launch_names_its_shipped_config():
     from bench.run_config import TuneSettings
     from bench.stages.tune import launch_command

@@ -13,6 +13,7 @@ from bench.__main__ import main
 from bench.run_checks import check_and_resolve
 from bench.run_config import BUDGETS, RunConfig
 from bench.run_settings import load_config
+from metrics.errors import BenchError
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 
@@ -144,6 +145,25 @@ def test_data_parallel_tuning_under_a_multi_process_launch_is_refused(model_dir,
     assert err.count("\n") == 1 and "run bench without accelerate launch" in err, err
 
 
+def test_data_parallel_tuning_is_checked_against_the_gpus_and_deepspeed(model_dir, monkeypatch):
+    import importlib.metadata
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    cuda = ["model.device=cuda", "tune.deepspeed=true"]
+    assert load_config(None, [*cuda, "tune.processes=8"]).tune.processes == 8
+    with pytest.raises(BenchError, match="processes = 9, but 8 GPUs visible"):
+        load_config(None, [*cuda, "tune.processes=9"])
+    with pytest.raises(BenchError, match="on cuda:1; its processes take one GPU each"):
+        load_config(None, ["model.device=cuda:1", "tune.processes=2"])
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.18.2")
+    assert load_config(None, cuda).tune.deepspeed  # nothing accumulated: any version
+    with pytest.raises(BenchError, match=r"grad_accumulation.*DeepSpeed 0.18.2 .*>=0.18.3"):
+        load_config(None, [*cuda, "tune.grad_accumulation=2"])
+
+
 def test_missing_tiny_model_says_how_to_make_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("variants.tiny.SHIPPED", tmp_path / "absent")
     assert main(["run", "--out", str(tmp_path / "run")]) == 2
@@ -201,7 +221,6 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
 
 
 def test_home_is_expanded_in_folder_settings(tmp_path, monkeypatch):
-    from bench.run_settings import load_config
 
     (tmp_path / "videos").mkdir()
     np.save(tmp_path / "videos" / "a.npy", np.zeros((40, 64, 64, 3), np.uint8))

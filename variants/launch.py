@@ -38,15 +38,20 @@ def check_launch(accelerator, grad_accumulation: int) -> None:
             "no GPU), so they would all train the same batch and write the same files",
             "on CPUs launch DDP with ACCELERATE_USE_CPU=true accelerate launch --multi_gpu ...",
         )
-    if distributed_type(accelerator) != "DEEPSPEED" or grad_accumulation == 1:
-        return
-    import deepspeed
+    if distributed_type(accelerator) == "DEEPSPEED":
+        import deepspeed
+
+        check_deepspeed(deepspeed.__version__, grad_accumulation)
+
+
+def check_deepspeed(version: str, grad_accumulation: int) -> None:
+    """Refuse a DeepSpeed whose ZeRO-2 would drop accumulated micro-batches."""
     from packaging.version import Version
 
-    if Version(deepspeed.__version__) < Version(DEEPSPEED_ACCUMULATES_FROM):
+    if grad_accumulation > 1 and Version(version) < Version(DEEPSPEED_ACCUMULATES_FROM):
         raise BenchError(
             "post-tuning",
-            f"DeepSpeed {deepspeed.__version__} with grad_accumulation = {grad_accumulation}: "
+            f"DeepSpeed {version} with grad_accumulation = {grad_accumulation}: "
             "its ZeRO-2 keeps only the last micro-batch's gradients",
             f"install deepspeed>={DEEPSPEED_ACCUMULATES_FROM} (pip install -e '.[deepspeed]') "
             "or set grad_accumulation = 1",

@@ -143,6 +143,8 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
     if ctx.shard.count == 1 and not own_launch:
         train(ctx.config, ctx.pipeline("float32"), unit.arm, folder, progress, data)
     else:
+        if own_launch:  # a folder without usable videos: one line here, not one per process
+            data()
         runner = launch_command(ctx.config.tune, ctx.config.model.device) if own_launch else [
             sys.executable]
         command = [*runner, "-m", "bench.stages.tune", str(ctx.run_dir), unit.arm]
