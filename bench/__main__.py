@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from bench import eval_cmd, perf_cmd, report_cmd, run_cmd, weights_cmd
@@ -40,5 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def interrupt(signum, frame):
+    """SIGTERM (a scheduler's stop, a launcher's) ends bench as Ctrl-C does: what is written is
+    kept, and the children it started are stopped."""
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, interrupt)
     sys.exit(main())

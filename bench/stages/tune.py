@@ -11,14 +11,13 @@ import functools
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.child import launch_command, run_child
 from bench.run_cache import Unit, folder_stamp, read_record, unit_key
 from bench.run_config import RunConfig
 from bench.stages.context import Context, run_units
@@ -54,7 +53,6 @@ NOT_IN_KEY = (
     "processes",  # in the key as the launch, only when not one plain process (older keys hold)
     "deepspeed",
 )
-DEEPSPEED_CONFIG = Path(__file__).parents[2] / "variants" / "configs" / "deepspeed_zero2.json"
 
 
 def is_released(config: RunConfig, arm: str) -> bool:
@@ -149,38 +147,17 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
             sys.executable]
         command = [*runner, "-m", "bench.stages.tune", str(ctx.run_dir), unit.arm]
         env = ctx.shard.solo_env(ctx.config.model.device)
-        status = subprocess.run(command + (["--progress"] if progress else []), env=env)
-        if status.returncode:
+        returncode = run_child(command + (["--progress"] if progress else []), env)
+        if returncode:
             raise BenchError(
                 f"tune/{unit.arm}",
-                f"post-tuning exited with {status.returncode}",
+                f"post-tuning exited with {returncode}",
                 "see its message above",
             )
     checkpoint.unlink(missing_ok=True)
     shutil.rmtree(folder / "deepspeed", ignore_errors=True)
     pending.unlink(missing_ok=True)
     return {}
-
-
-def launch_command(tune, device: str) -> list[str]:
-    """``accelerate launch`` of ``tune.processes`` (DDP, or DeepSpeed ZeRO-2) on a free port;
-    ``-m MODULE ARGS`` follow. CPU processes share this process's threads."""
-    if tune.deepspeed:
-        how = ["--use_deepspeed", "--deepspeed_config_file", str(DEEPSPEED_CONFIG)]
-    else:  # DDP over processes > 1
-        how = ["--multi_gpu"]
-    if device == "cpu":
-        import torch
-
-        threads = max(1, torch.get_num_threads() // tune.processes)
-        how += ["--num_cpu_threads_per_process", str(threads)]
-    with socket.socket() as probe:  # another run on this machine may hold accelerate's default
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return [sys.executable, "-m", "accelerate.commands.launch", *how,
-            "--num_processes", str(tune.processes), "--num_machines", "1",
-            "--main_process_port", str(port), "--mixed_precision", tune.mixed_precision,
-            "--dynamo_backend", "no"]
 
 
 def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
@@ -288,6 +265,8 @@ def main(argv: list[str]) -> int:
         if os.environ.get("RANK", "0") == "0":  # under a launch every process has it
             print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # bench, interrupted, stops its children: no traceback from each
+        return 130
     return 0
 
 

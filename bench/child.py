@@ -1,0 +1,62 @@
+"""Child processes of bench: an arm's post-tuning alone, or as an ``accelerate launch`` of its
+own. An interrupted bench (Ctrl-C, SIGTERM) stops them before it exits: a launch's workers run
+in sessions of their own, and killing the launcher alone would leave them training on."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+DEEPSPEED_CONFIG = Path(__file__).parents[1] / "variants" / "configs" / "deepspeed_zero2.json"
+STOP_SECONDS = 60  # for a launch to stop its workers when interrupted
+
+
+def launch_command(tune, device: str) -> list[str]:
+    """``accelerate launch`` of ``tune.processes`` (DDP, or DeepSpeed ZeRO-2) on a free port;
+    ``-m MODULE ARGS`` follow. CPU processes share this process's threads."""
+    if tune.deepspeed:
+        how = ["--use_deepspeed", "--deepspeed_config_file", str(DEEPSPEED_CONFIG)]
+    else:  # DDP over processes > 1
+        how = ["--multi_gpu"]
+    if device == "cpu":
+        import torch
+
+        threads = max(1, torch.get_num_threads() // tune.processes)
+        how += ["--num_cpu_threads_per_process", str(threads)]
+    with socket.socket() as probe:  # another run on this machine may hold accelerate's default
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return [sys.executable, "-m", "accelerate.commands.launch", *how,
+            "--num_processes", str(tune.processes), "--num_machines", "1",
+            "--main_process_port", str(port), "--mixed_precision", tune.mixed_precision,
+            "--dynamo_backend", "no"]
+
+
+def run_child(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` to its end and return its exit code; if bench is interrupted meanwhile,
+    interrupt it (the whole process group: Ctrl-C reaches bench only, as the child has a
+    session of its own) and wait for it to stop, then re-raise."""
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        return process.wait()
+    except BaseException:
+        stop(process)
+        raise
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGINT, up to ``STOP_SECONDS`` to stop (a launch's agent stops its workers), then
+    SIGKILL; a second Ctrl-C skips the wait."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=STOP_SECONDS)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
