@@ -128,10 +128,9 @@ def per_metric_way(evaluator, video, reference) -> dict[str, float]:
 def run_metrics(args: argparse.Namespace) -> int:
     from bench.common import check_at_least, use_device
     from metrics import Evaluator, Video
-    from metrics.base import METRICS
     from metrics.distortions import noise
     from metrics.errors import BenchError
-    from metrics.evaluate import select_metrics
+    from metrics.evaluate import METRICS, select_metrics
     from metrics.synthetic import make_set
 
     use_device(args.device)

@@ -1,22 +1,34 @@
-"""exsvd-bench metrics: temporal flickering, motion smoothness and motion amount (so far).
+"""exsvd-bench metrics: temporal flickering, motion smoothness, condition consistency and video
+quality.
 
 >>> from metrics import list_metrics, create_metric, evaluate
+
+The names below load on first use (PEP 562), so importing a light module of the package (e.g.
+``metrics.errors``) does not import torch; code that reads the registry itself imports it from
+``metrics.evaluate``, which registers every family.
 """
 
-from metrics.base import Metric, MetricInfo, MetricResult
-from metrics.evaluate import Evaluator, VideoEvaluation, create_metric, evaluate, list_metrics
-from metrics.video_io import Video, read_video, write_video
+from __future__ import annotations
 
-__all__ = [
-    "Evaluator",
-    "Metric",
-    "MetricInfo",
-    "MetricResult",
-    "Video",
-    "VideoEvaluation",
-    "create_metric",
-    "evaluate",
-    "list_metrics",
-    "read_video",
-    "write_video",
-]
+import importlib
+
+_EXPORTS = {
+    "Metric": "metrics.base",
+    "MetricInfo": "metrics.base",
+    "MetricResult": "metrics.base",
+    "Evaluator": "metrics.evaluate",
+    "VideoEvaluation": "metrics.evaluate",
+    "create_metric": "metrics.evaluate",
+    "evaluate": "metrics.evaluate",
+    "list_metrics": "metrics.evaluate",
+    "Video": "metrics.video_io",
+    "read_video": "metrics.video_io",
+    "write_video": "metrics.video_io",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'metrics' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

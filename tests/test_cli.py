@@ -211,6 +211,12 @@ def test_real_entry_point_help_and_exit_codes(tmp_path):
 
     help_run = bench("--help")
     assert help_run.returncode == 0 and "eval" in help_run.stdout and "perf" in help_run.stdout
+    loaded = subprocess.run(  # --help answers at once: the parsers load neither torch nor diffusers
+        [sys.executable, "-c", "import sys, bench.__main__; "
+         "print(sorted({'torch', 'diffusers'} & set(sys.modules)))"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
     missing = bench("eval", "--flow", "dis", str(tmp_path / "missing.mp4"))
     assert missing.returncode == 1
     assert "Traceback" not in missing.stderr and "missing.mp4: no such file" in missing.stderr

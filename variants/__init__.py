@@ -2,17 +2,28 @@
 registry, and the trainable-parameter selection.
 
 >>> from variants import list_variants, get_variant
+
+The names below load on first use (PEP 562): importing a light module of the package (e.g.
+``variants.tiny_data``) does not import diffusers.
 """
 
-from variants.arms import Variant, get_variant, list_variants, register_variant
-from variants.unet import ExSVDUNet, parameter_groups, set_trainable
+from __future__ import annotations
 
-__all__ = [
-    "ExSVDUNet",
-    "Variant",
-    "get_variant",
-    "list_variants",
-    "parameter_groups",
-    "register_variant",
-    "set_trainable",
-]
+import importlib
+
+_EXPORTS = {
+    "Variant": "variants.arms",
+    "get_variant": "variants.arms",
+    "list_variants": "variants.arms",
+    "register_variant": "variants.arms",
+    "ExSVDUNet": "variants.unet",
+    "parameter_groups": "variants.unet",
+    "set_trainable": "variants.unet",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'variants' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

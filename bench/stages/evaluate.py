@@ -28,8 +28,8 @@ def plan_metrics(settings: EvaluateSettings) -> MetricPlan:
     """Resolve flow and network weights the way ``metrics.Evaluator`` will, without loading
     any network; an explicit RAFT without weights is an error here, as in ``bench eval``."""
     from bench.run_checks import metric_names
-    from metrics.base import METRICS
     from metrics.errors import WeightsNotFoundError
+    from metrics.evaluate import METRICS
     from metrics.weights import resolve
 
     names = metric_names(settings.metrics)

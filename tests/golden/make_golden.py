@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from metrics import Evaluator, list_metrics
-from metrics.base import METRICS
 from metrics.distortions import duplicate_frames, flicker
+from metrics.evaluate import METRICS
 from metrics.synthetic import make_video
 from metrics.video_io import Video
 
