@@ -130,7 +130,7 @@ def run_metrics(args: argparse.Namespace) -> int:
     from metrics import Evaluator, Video
     from metrics.distortions import noise
     from metrics.errors import BenchError
-    from metrics.evaluate import METRICS, select_metrics
+    from metrics.evaluator import METRICS, select_metrics
     from metrics.synthetic import make_set
 
     use_device(args.device)

@@ -317,7 +317,7 @@ def _evaluate(check: Checker, evaluate: EvaluateSettings, model: ModelSettings):
 def metric_names(patterns: list[str]) -> list[str]:
     """The per-video metrics a run scores: patterns expanded, reference metrics in (every
     condition has its ground truth), prompt and set-level metrics (FVD) out."""
-    from metrics.evaluate import METRICS, select_metrics
+    from metrics.evaluator import METRICS, select_metrics
 
     chosen = select_metrics(patterns, with_reference=True, with_prompt=False)
     for name in chosen:

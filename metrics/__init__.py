@@ -5,7 +5,7 @@ quality.
 
 The names below load on first use (PEP 562), so importing a light module of the package (e.g.
 ``metrics.errors``) does not import torch; code that reads the registry itself imports it from
-``metrics.evaluate``, which registers every family.
+``metrics.evaluator``, which registers every family.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ _EXPORTS = {
     "Metric": "metrics.base",
     "MetricInfo": "metrics.base",
     "MetricResult": "metrics.base",
-    "Evaluator": "metrics.evaluate",
-    "VideoEvaluation": "metrics.evaluate",
-    "create_metric": "metrics.evaluate",
-    "evaluate": "metrics.evaluate",
-    "list_metrics": "metrics.evaluate",
+    "Evaluator": "metrics.evaluator",
+    "VideoEvaluation": "metrics.evaluator",
+    "create_metric": "metrics.evaluator",
+    "evaluate": "metrics.evaluator",
+    "list_metrics": "metrics.evaluator",
     "Video": "metrics.video_io",
     "read_video": "metrics.video_io",
     "write_video": "metrics.video_io",

@@ -47,7 +47,7 @@ def tables(evaluated: list[Unit]):
     """per_video, series and unavailable tables from the evaluation units' outputs."""
     import pandas as pd
 
-    from metrics.evaluate import METRICS
+    from metrics.evaluator import METRICS
 
     rows, series, unavailable = [], [], {}
     for unit in evaluated:

@@ -29,7 +29,7 @@ def plan_metrics(settings: EvaluateSettings) -> MetricPlan:
     any network; an explicit RAFT without weights is an error here, as in ``bench eval``."""
     from bench.run_checks import metric_names
     from metrics.errors import WeightsNotFoundError
-    from metrics.evaluate import METRICS
+    from metrics.evaluator import METRICS
     from metrics.weights import resolve
 
     names = metric_names(settings.metrics)

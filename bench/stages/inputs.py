@@ -133,7 +133,7 @@ def clip_of(source: dict, frames: int, size: int) -> np.ndarray:
             source["kind"], frames=frames, size=(size, size), seed=source["seed"],
             texture_scale=source["texture_scale"],
         ).frames
-    from metrics.evaluate import resize_frames
+    from metrics.evaluator import resize_frames
     from metrics.video_io import read_video
 
     video = read_video(source["video"])

@@ -20,7 +20,7 @@ import numpy as np
 
 from metrics import Evaluator, list_metrics
 from metrics.distortions import duplicate_frames, flicker
-from metrics.evaluate import METRICS
+from metrics.evaluator import METRICS
 from metrics.synthetic import make_video
 from metrics.video_io import Video
 
