@@ -9,7 +9,7 @@ The names below load on first use (PEP 562): importing a light module of the pac
 
 from __future__ import annotations
 
-import importlib
+from metrics.lazy import lazy_exports
 
 _EXPORTS = {
     "Variant": "variants.arms",
@@ -22,8 +22,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'variants' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
