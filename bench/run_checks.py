@@ -222,14 +222,13 @@ def _tune(check: Checker, tune: TuneSettings, arms: list[str], device: str) -> T
 def _launch(check: Checker, tune: TuneSettings, device: str) -> None:
     """Data-parallel post-tuning (bench launches it, one arm at a time)."""
     check.at_least(tune, "tune", ("processes",), 1)
-    parallel = tune.processes > 1 or tune.deepspeed
     check.require(
-        not parallel or device in ("cpu", "cuda"),
+        not tune.launched or device in ("cpu", "cuda"),
         ("tune", "processes"),
         f"data-parallel post-tuning on {device}; its processes take one GPU each",
         "set model.device = 'cuda' (CUDA_VISIBLE_DEVICES chooses the GPUs)",
     )
-    if device == "cuda" and parallel:
+    if device == "cuda" and tune.launched:
         import torch
 
         gpus = torch.cuda.device_count()

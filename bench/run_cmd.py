@@ -221,9 +221,7 @@ def announce(ctx, plan) -> None:
 
 def launch_words(tune) -> str:
     """How each arm's post-tuning is launched, when not in one plain process."""
-    from bench.stages.tune import launched
-
-    if not launched(tune):
+    if not tune.launched:
         return ""
     how = "DeepSpeed" if tune.deepspeed else "DDP"
     return f", each arm over {tune.processes} process{'es' * (tune.processes > 1)} ({how})"

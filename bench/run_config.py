@@ -78,6 +78,11 @@ class TuneSettings:
     exsvd_weights: str = "own"
     released_weights: str = ""
 
+    @property
+    def launched(self) -> bool:
+        """Whether each tuned arm trains in an ``accelerate launch`` of its own."""
+        return self.processes > 1 or self.deepspeed
+
 
 @dataclass
 class GenerationSettings:

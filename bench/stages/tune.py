@@ -81,7 +81,7 @@ def tune_units(ctx: Context) -> list[Unit]:
                 "conditioning": conditioning(ctx.config),
                 "objective": asdict(ObjectiveConfig()),  # what post_tune trains with
             }
-            if launched(tune):
+            if tune.launched:
                 what["launch"] = {"processes": tune.processes, "deepspeed": tune.deepspeed}
         key = unit_key("tune", base, asdict(get_variant(arm)), what)
         folder = ctx.path("tune", arm)
@@ -97,11 +97,6 @@ def tune_units(ctx: Context) -> list[Unit]:
             )
         )
     return units
-
-
-def launched(tune) -> bool:
-    """Whether each arm's post-tuning is an ``accelerate launch`` of its own."""
-    return tune.processes > 1 or tune.deepspeed
 
 
 def check_not_nested(config: RunConfig, processes: int) -> None:
@@ -137,7 +132,7 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
     with atomic_path(pending) as tmp:
         tmp.write_text(json.dumps({"key": unit.key}))
     progress = ctx.shard.is_main and sys.stderr.isatty()
-    own_launch = launched(ctx.config.tune) and not is_released(ctx.config, unit.arm)
+    own_launch = ctx.config.tune.launched and not is_released(ctx.config, unit.arm)
     if ctx.shard.count == 1 and not own_launch:
         train(ctx.config, ctx.pipeline("float32"), unit.arm, folder, progress, data)
     else:
