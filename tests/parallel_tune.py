@@ -11,6 +11,7 @@ build on 2 cores; no training collective uses it).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from dataclasses import replace
@@ -40,9 +41,8 @@ def main(out: Path) -> None:
 
     use_deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true"
     if use_deepspeed and not torch.cuda.is_available():
-        import deepspeed.comm.torch
-
-        deepspeed.comm.torch.build_shm_op = lambda: None
+        # the module itself: the attribute deepspeed.comm.torch is PyTorch (comm re-exports it)
+        importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
         PartialState(backend="gloo")
     base = tiny_pipeline(seed=0)
     clips = synthetic_clips(FRAMES, SIZE, CONFIG.batch_size)

@@ -103,7 +103,10 @@ def test_ddp_over_two_processes_trains_the_data_parallel_reference(reference, tm
 def test_deepspeed_zero2_trains_the_reference_and_resumes_from_its_partitions(
     reference, tmp_path
 ):
-    launch(tmp_path, "--use_deepspeed", "--deepspeed_config_file", str(DEEPSPEED_CONFIG))
+    kernels = tmp_path / "torch_extensions"  # empty: a cache elsewhere cannot hide a build
+    launch(tmp_path, "--use_deepspeed", "--deepspeed_config_file", str(DEEPSPEED_CONFIG),
+           TORCH_EXTENSIONS_DIR=str(kernels))
+    assert not kernels.exists() or not any(kernels.iterdir()), "a DeepSpeed kernel was built"
     check_against_reference(tmp_path, reference, "DEEPSPEED")
     # every process saved its optimizer partition; only the committed step is kept
     assert [p.name for p in (tmp_path / "resumed" / "deepspeed").glob("step-*")] == ["step-3"]
