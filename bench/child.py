@@ -1,6 +1,10 @@
 """Child processes of bench: an arm's post-tuning alone, or as an ``accelerate launch`` of its
 own. An interrupted bench (Ctrl-C, SIGTERM) stops them before it exits: a launch's workers run
-in sessions of their own, and killing the launcher alone would leave them training on."""
+in sessions of their own, and killing the launcher alone would leave them training on.
+
+``python -m bench.child ARGS`` is ``accelerate launch ARGS`` that ends quietly (exit 130) when
+interrupted, once its agent has stopped the workers, rather than with torch elastic's
+SignalException traceback."""
 
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ def launch_command(tune, device: str) -> list[str]:
     with socket.socket() as probe:  # another run on this machine may hold accelerate's default
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    return [sys.executable, "-m", "accelerate.commands.launch", *how,
+    return [sys.executable, "-m", "bench.child", *how,
             "--num_processes", str(tune.processes), "--num_machines", "1",
             "--main_process_port", str(port), "--mixed_precision", tune.mixed_precision,
             "--dynamo_backend", "no"]
@@ -60,3 +64,19 @@ def stop(process: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def main() -> int:
+    from accelerate.commands.launch import main as accelerate_launch
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    sys.argv[0] = "accelerate launch"
+    try:
+        accelerate_launch()
+    except SignalException:  # raised once the agent has stopped its workers
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
