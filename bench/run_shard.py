@@ -68,6 +68,7 @@ class Shard:
         env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
         if device == "cpu":
             env["ACCELERATE_USE_CPU"] = "true"
+            env.setdefault("DS_ACCELERATOR", "cpu")  # else DeepSpeed, if installed, warns
         elif self.count > 1 and device == "cuda":
             visible = os.environ.get("CUDA_VISIBLE_DEVICES")
             gpus = visible.split(",") if visible else [str(i) for i in range(64)]
