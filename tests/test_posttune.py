@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import types
 
 import pytest
 import torch
@@ -117,7 +118,10 @@ def test_arms_sharing_encoded_clips_encode_each_step_once_and_train_as_alone(bas
     assert rendered == [0, 0, 1, 1, 2, 2, 3, 3]  # by the first arm only
 
 
-def test_encoded_clips_keep_up_to_their_budget_and_serve_one_pipeline(base, tmp_path):
+def test_encoded_clips_keep_up_to_their_budget_and_serve_one_pipeline(base, tmp_path,
+                                                                      monkeypatch):
+    import psutil
+
     rendered = []
 
     def counted(step, generator):
@@ -127,7 +131,10 @@ def test_encoded_clips_keep_up_to_their_budget_and_serve_one_pipeline(base, tmp_
     one_batch = EncodedClips(counted)
     post_tune(arm_unet(base), base, one_batch, CONFIG, tmp_path / "a", stop_after=1,
               progress=False)
-    shared = EncodedClips(counted, max_bytes=one_batch.kept_bytes)  # room for step 0 only
+    # by default a quarter of the RAM available: here room for step 0 only
+    available = types.SimpleNamespace(available=4 * one_batch.kept_bytes + 3)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: available)
+    shared = EncodedClips(counted)
     rendered.clear()
     for out in ("b", "c"):
         post_tune(arm_unet(base), base, shared, CONFIG, tmp_path / out, progress=False)
