@@ -79,7 +79,8 @@ def run_budget(args: argparse.Namespace) -> int:
     weights: dict[str, dict[str, list[str]]] = {way: {} for way in ways}  # sha256 per file
     with tempfile.TemporaryDirectory(prefix="perf-budget-") as tmp:
         for way in ways:
-            data = functools.cache(lambda: training_clips(config)) if way == "shared" else None
+            shared = functools.cache(lambda: training_clips(config, sharing=1))
+            data = shared if way == "shared" else None
             for arm in arms:
                 folder = Path(tmp, way, arm)
                 start = time.perf_counter()

@@ -56,3 +56,24 @@ def test_a_step_decodes_its_own_clip_and_nothing_is_held(tmp_path):
         start = int(torch.randint(length - 8 + 1, (1,), generator=draws))
         expected = _square(read_video(path).frames[start : start + 8], 32)
         np.testing.assert_array_equal(clip, expected)
+
+
+def test_the_runs_clips_keep_ram_only_for_a_process_with_later_arms(tmp_path, monkeypatch):
+    """bench run's arms share one process's kept clips in a quarter of the RAM available, split
+    between the processes of a launch; a process tuning one arm (a data-parallel launch's
+    child, perf budget's per-arm way) keeps nothing."""
+    import types
+
+    import psutil
+
+    from bench.run_config import RunConfig
+    from bench.stages.tune import training_clips
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(available=8000))
+    write_video(tmp_path / "a.mp4", make_video("pan", frames=40, size=(64, 64)).frames)
+    for data in ("synthetic", str(tmp_path)):
+        config = RunConfig()
+        config.tune.data = data
+        assert training_clips(config, sharing=1).max_bytes == 2000
+        assert training_clips(config, sharing=4).max_bytes == 500
+        assert training_clips(config).max_bytes == 0

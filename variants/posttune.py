@@ -109,18 +109,14 @@ class EncodedClips:
     given to. Every arm of one run draws the same clips and noise (same seed, same steps), so
     arms post-tuned one after another render and encode each step's clips once instead of once
     per arm. Kept by (step, generator state, conditioning) on the CPU, up to ``max_bytes``
-    (encoded afresh beyond; by default a quarter of the RAM available when made: SVD-XT's
-    128-frame 512x512 steps are ~8 MiB each, thousands of steps on a 128 GiB machine); a kept
-    Batch comes back with the generator set where encoding left it, so everything drawn after
-    is what encoding again would give, bit for bit."""
+    (encoded afresh beyond; by default ``ram_budget()``); a kept Batch comes back with the
+    generator set where encoding left it, so everything drawn after is what encoding again
+    would give, bit for bit."""
 
     def __init__(self, clips: Callable[[int, torch.Generator], np.ndarray],
                  max_bytes: int | None = None):
-        if max_bytes is None:
-            import psutil
-
-            max_bytes = psutil.virtual_memory().available // 4
-        self.clips, self.max_bytes = clips, max_bytes
+        self.clips = clips
+        self.max_bytes = ram_budget() if max_bytes is None else max_bytes
         self.kept_bytes = 0
         self._kept: dict[tuple, tuple[Batch, torch.Tensor]] = {}
         self._encoders: tuple | None = None
@@ -144,6 +140,14 @@ class EncodedClips:
             self._kept[key] = (kept, generator.get_state())
             self.kept_bytes += size
         return batch
+
+
+def ram_budget() -> int:
+    """What ``EncodedClips`` keeps by default: a quarter of the RAM available now (SVD-XT's
+    128-frame 512x512 steps are ~8 MiB each: thousands of steps on a 128 GiB machine)."""
+    import psutil
+
+    return psutil.virtual_memory().available // 4
 
 
 def _tensors(batch: Batch) -> list[torch.Tensor]:

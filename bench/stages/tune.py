@@ -114,7 +114,8 @@ def check_not_nested(config: RunConfig, processes: int) -> None:
 
 def run(ctx: Context) -> list[Unit]:
     units = tune_units(ctx)
-    data = functools.cache(lambda: training_clips(ctx.config))  # once, for every arm
+    # once, for every arm; the processes of a launch share the RAM for kept clips
+    data = functools.cache(lambda: training_clips(ctx.config, sharing=ctx.shard.count))
     run_units(ctx, "tune", units, lambda unit: tune_arm(ctx, unit, data))
     return units
 
@@ -173,7 +174,7 @@ def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
         return
     from variants.posttune import TuneConfig, post_tune
 
-    clips = data() if data is not None else training_clips(config)
+    clips = data() if data is not None else training_clips(config)  # one arm: nothing kept
     settings = TuneConfig(
         steps=tune.steps,
         frames=model.extended_length,
@@ -192,15 +193,17 @@ def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
     post_tune(unet, pipeline, clips, settings, folder, resume=True, progress=progress)
 
 
-def training_clips(config: RunConfig) -> EncodedClips:
+def training_clips(config: RunConfig, sharing: int = 0) -> EncodedClips:
     """The post-tuning clips of the run (synthetic or from ``tune.data``); each step's encoded
-    once for all the arms that train on them in this process."""
-    from variants.posttune import EncodedClips, synthetic_clips
+    once for all the arms that train on them in this process, kept in the RAM of
+    ``variants.posttune.ram_budget`` shared by ``sharing`` processes (0: one arm, none kept)."""
+    from variants.posttune import EncodedClips, ram_budget, synthetic_clips
 
     model, tune = config.model, config.tune
     frames, size = model.extended_length, model.size
+    max_bytes = ram_budget() // sharing if sharing else 0
     if tune.data == "synthetic":
-        return EncodedClips(synthetic_clips(frames, size, tune.batch_size))
+        return EncodedClips(synthetic_clips(frames, size, tune.batch_size), max_bytes)
     from variants.data import VideoFolderClips
 
     clips = VideoFolderClips(Path(tune.data), frames, size, tune.batch_size)
@@ -209,7 +212,7 @@ def training_clips(config: RunConfig) -> EncodedClips:
             f"warning: {len(clips.skipped)} training videos skipped (too short or unreadable)",
             file=sys.stderr,
         )
-    return EncodedClips(clips)
+    return EncodedClips(clips, max_bytes)
 
 
 def conditioning(config: RunConfig) -> dict:
