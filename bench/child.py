@@ -70,7 +70,6 @@ def main() -> int:
     from accelerate.commands.launch import main as accelerate_launch
     from torch.distributed.elastic.multiprocessing.api import SignalException
 
-    sys.argv[0] = "accelerate launch"
     try:
         accelerate_launch()
     except SignalException:  # raised once the agent has stopped its workers
