@@ -79,7 +79,7 @@ def run_budget(args: argparse.Namespace) -> int:
     weights: dict[str, dict[str, list[str]]] = {way: {} for way in ways}  # sha256 per file
     with tempfile.TemporaryDirectory(prefix="perf-budget-") as tmp:
         for way in ways:
-            shared = functools.cache(lambda: training_clips(config, sharing=1))
+            shared = functools.cache(lambda: training_clips(config, runs=len(arms)))
             data = shared if way == "shared" else None
             for arm in arms:
                 folder = Path(tmp, way, arm)

@@ -106,7 +106,7 @@ def test_arms_sharing_encoded_clips_encode_each_step_once_and_train_as_alone(bas
         return plain(step, generator)
 
     config = replace(CONFIG, grad_accumulation=2)  # two draws per step, kept apart
-    shared = EncodedClips(counted)
+    shared = EncodedClips(counted, runs=2)
     for arm in ("exsvd", "exsvd-static-pe"):
         alone, together = arm_unet(base, arm), arm_unet(base, arm)
         post_tune(alone, base, plain, config, tmp_path / arm / "alone", progress=False)
@@ -116,6 +116,7 @@ def test_arms_sharing_encoded_clips_encode_each_step_once_and_train_as_alone(bas
         losses = [(tmp_path / arm / d / "loss.csv").read_text() for d in ("alone", "shared")]
         assert losses[0] == losses[1]
     assert rendered == [0, 0, 1, 1, 2, 2, 3, 3]  # by the first arm only
+    assert shared.kept_bytes == 0  # the last of the two runs took what was kept
 
 
 def test_encoded_clips_keep_up_to_their_budget_and_serve_one_pipeline(base, tmp_path,
@@ -128,9 +129,11 @@ def test_encoded_clips_keep_up_to_their_budget_and_serve_one_pipeline(base, tmp_
         rendered.append(step)
         return synthetic_clips(FRAMES, SIZE, 1)(step, generator)
 
-    one_batch = EncodedClips(counted)
-    post_tune(arm_unet(base), base, one_batch, CONFIG, tmp_path / "a", stop_after=1,
-              progress=False)
+    one_batch, only_run = EncodedClips(counted), EncodedClips(counted, runs=1)
+    for source, out in ((one_batch, "a"), (only_run, "a1")):
+        post_tune(arm_unet(base), base, source, CONFIG, tmp_path / out, stop_after=1,
+                  progress=False)
+    assert one_batch.kept_bytes > 0 and only_run.kept_bytes == 0  # no later run to read it
     # by default a quarter of the RAM available: here room for step 0 only
     available = types.SimpleNamespace(available=4 * one_batch.kept_bytes + 3)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: available)

@@ -308,6 +308,23 @@ def test_tuning_ignores_what_it_does_not_use(baseline, config_file, tmp_path, mo
     assert folder_stamp(data) == before
 
 
+def test_the_arms_a_process_tunes_share_their_clips_until_the_last(
+    baseline, config_file, tmp_path, monkeypatch
+):
+    from bench.stages import tune
+
+    run, sources = copy(baseline, tmp_path), []
+
+    def stop(config, pipeline, arm, folder, progress, data):
+        sources.append(data())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune, "train", stop)
+    assert bench(config_file, run, "--force", "tune") == 130  # both tuned arms to train
+    assert bench(config_file, run) == 130  # the first arm's record went: only it to train
+    assert [(clips.runs_left, clips.max_bytes > 0) for clips in sources] == [(2, True), (1, False)]
+
+
 def test_missing_weights_are_announced_and_recorded_as_unavailable(
     baseline, config_file, tmp_path, capsys
 ):

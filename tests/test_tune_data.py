@@ -59,9 +59,9 @@ def test_a_step_decodes_its_own_clip_and_nothing_is_held(tmp_path):
 
 
 def test_the_runs_clips_keep_ram_only_for_a_process_with_later_arms(tmp_path, monkeypatch):
-    """bench run's arms share one process's kept clips in a quarter of the RAM available, split
-    between the processes of a launch; a process tuning one arm (a data-parallel launch's
-    child, perf budget's per-arm way) keeps nothing."""
+    """Arms tuned one after another in a process share kept clips in a quarter of the RAM
+    available; a process tuning one arm (a child of a launch, perf budget's per-arm way)
+    keeps nothing."""
     import types
 
     import psutil
@@ -74,6 +74,6 @@ def test_the_runs_clips_keep_ram_only_for_a_process_with_later_arms(tmp_path, mo
     for data in ("synthetic", str(tmp_path)):
         config = RunConfig()
         config.tune.data = data
-        assert training_clips(config, sharing=1).max_bytes == 2000
-        assert training_clips(config, sharing=4).max_bytes == 500
+        shared = training_clips(config, runs=3)
+        assert (shared.max_bytes, shared.runs_left) == (2000, 3)
         assert training_clips(config).max_bytes == 0

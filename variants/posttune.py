@@ -111,15 +111,22 @@ class EncodedClips:
     per arm. Kept by (step, generator state, conditioning) on the CPU, up to ``max_bytes``
     (encoded afresh beyond; by default ``ram_budget()``); a kept Batch comes back with the
     generator set where encoding left it, so everything drawn after is what encoding again
-    would give, bit for bit."""
+    would give, bit for bit. Given ``runs``, the number of runs that will read it, the last
+    takes each kept Batch (no run after it needs it) and keeps nothing new."""
 
     def __init__(self, clips: Callable[[int, torch.Generator], np.ndarray],
-                 max_bytes: int | None = None):
+                 max_bytes: int | None = None, runs: int | None = None):
         self.clips = clips
         self.max_bytes = ram_budget() if max_bytes is None else max_bytes
         self.kept_bytes = 0
+        self.runs_left = runs
         self._kept: dict[tuple, tuple[Batch, torch.Tensor]] = {}
         self._encoders: tuple | None = None
+
+    def begin_run(self) -> None:
+        """``post_tune`` starts a run on these clips."""
+        if self.runs_left is not None:
+            self.runs_left -= 1
 
     def encode(self, pipeline, config: TuneConfig, step: int, generator: torch.Generator) -> Batch:
         """``encode_clips`` of this step's clips, or the Batch kept from an earlier run."""
@@ -127,18 +134,22 @@ class EncodedClips:
         self._encoders = self._encoders or encoders
         if any(mine is not theirs for mine, theirs in zip(self._encoders, encoders, strict=True)):
             raise ValueError("an EncodedClips serves one pipeline's encoders; one per pipeline")
+        last = self.runs_left is not None and self.runs_left <= 0
         state = hashlib.sha1(generator.get_state().numpy().tobytes()).hexdigest()
         key = (step, state, config.noise_aug, config.fps_id, config.motion_bucket)
         if key in self._kept:
-            batch, after = self._kept[key]
+            if last:
+                batch, after = self._kept.pop(key)
+                self.kept_bytes -= _nbytes(batch)
+            else:
+                batch, after = self._kept[key]
             generator.set_state(after)
             return Batch(*(t.to(pipeline.vae.device, copy=True) for t in _tensors(batch)))
         batch = encode_clips(pipeline, self.clips(step, generator), config, generator)
-        size = sum(t.numel() * t.element_size() for t in _tensors(batch))
-        if self.kept_bytes + size <= self.max_bytes:
+        if not last and self.kept_bytes + _nbytes(batch) <= self.max_bytes:
             kept = Batch(*(t.to("cpu", copy=True) for t in _tensors(batch)))
             self._kept[key] = (kept, generator.get_state())
-            self.kept_bytes += size
+            self.kept_bytes += _nbytes(batch)
         return batch
 
 
@@ -152,6 +163,10 @@ def ram_budget() -> int:
 
 def _tensors(batch: Batch) -> list[torch.Tensor]:
     return [getattr(batch, field.name) for field in fields(batch)]
+
+
+def _nbytes(batch: Batch) -> int:
+    return sum(t.numel() * t.element_size() for t in _tensors(batch))
 
 
 def scheduled_lr(lr: float, step: int, steps: int, warmup: int, cosine: bool) -> float:
@@ -214,6 +229,7 @@ def post_tune(
         pipeline.vae.to(accelerator.device)
         pipeline.image_encoder.to(accelerator.device)
         source = clips if isinstance(clips, EncodedClips) else EncodedClips(clips, max_bytes=0)
+        source.begin_run()
     names = [name for name, p in unet.named_parameters() if p.requires_grad]
     params = [p for p in unet.parameters() if p.requires_grad]
     fused = {"fused": True} if config.fused_adamw else {}

@@ -65,14 +65,19 @@ def quiet_libraries() -> None:
         logging.disable_progress_bar()
 
 
+def pending_units(ctx: Context, stage: str, units: list[Unit]) -> list[Unit]:
+    """This process's share of ``units`` that are not done (all of it when the stage is forced)."""
+    mine = ctx.shard.mine(units)
+    return [u for u in mine if stage in ctx.forced or not valid_record(u, ctx.checksums)]
+
+
 def run_units(ctx: Context, stage: str, units: list[Unit], compute: Callable[[Unit], dict]):
     """Compute this process's share of ``units`` that are not done (all of them when the stage
     is forced), recording each as done after its outputs; then wait for the other processes.
     ``compute`` returns extra fields for the record."""
     from tqdm import tqdm
 
-    mine = ctx.shard.mine(units)
-    todo = [u for u in mine if stage in ctx.forced or not valid_record(u, ctx.checksums)]
+    mine, todo = ctx.shard.mine(units), pending_units(ctx, stage, units)
     bar = tqdm(
         total=len(mine),
         initial=len(mine) - len(todo),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from bench.child import launch_command, run_child
 from bench.run_cache import Unit, folder_stamp, read_record, unit_key
 from bench.run_config import RunConfig
-from bench.stages.context import Context, run_units
+from bench.stages.context import Context, pending_units, run_units
 from metrics.atomic import atomic_path
 from metrics.errors import BenchError
 
@@ -57,6 +57,17 @@ NOT_IN_KEY = (
 
 def is_released(config: RunConfig, arm: str) -> bool:
     return arm == "exsvd" and config.tune.exsvd_weights == "released"
+
+
+def launched_arm(config: RunConfig, arm: str) -> bool:
+    """The arm trains in an accelerate launch of its own (tune.processes, tune.deepspeed)."""
+    return config.tune.launched and not is_released(config, arm)
+
+
+def trains_here(ctx: Context, arm: str) -> bool:
+    """The arm's tuning runs in this process, not in a child (under a launch of bench itself,
+    or a launch of its own)."""
+    return ctx.shard.count == 1 and not launched_arm(ctx.config, arm)
 
 
 def tune_units(ctx: Context) -> list[Unit]:
@@ -114,8 +125,12 @@ def check_not_nested(config: RunConfig, processes: int) -> None:
 
 def run(ctx: Context) -> list[Unit]:
     units = tune_units(ctx)
-    # once, for every arm; the processes of a launch share the RAM for kept clips
-    data = functools.cache(lambda: training_clips(ctx.config, sharing=ctx.shard.count))
+    # the arms this process trains itself share one source of encoded clips
+    readers = [
+        unit for unit in pending_units(ctx, "tune", units)
+        if trains_here(ctx, unit.arm) and not is_released(ctx.config, unit.arm)
+    ]
+    data = functools.cache(lambda: training_clips(ctx.config, runs=len(readers)))
     run_units(ctx, "tune", units, lambda unit: tune_arm(ctx, unit, data))
     return units
 
@@ -133,8 +148,8 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
     with atomic_path(pending) as tmp:
         tmp.write_text(json.dumps({"key": unit.key}))
     progress = ctx.shard.is_main and sys.stderr.isatty()
-    own_launch = ctx.config.tune.launched and not is_released(ctx.config, unit.arm)
-    if ctx.shard.count == 1 and not own_launch:
+    own_launch = launched_arm(ctx.config, unit.arm)
+    if trains_here(ctx, unit.arm):
         train(ctx.config, ctx.pipeline("float32"), unit.arm, folder, progress, data)
     else:
         if own_launch:  # a folder without usable videos: one line here, not one per process
@@ -193,17 +208,17 @@ def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
     post_tune(unet, pipeline, clips, settings, folder, resume=True, progress=progress)
 
 
-def training_clips(config: RunConfig, sharing: int = 0) -> EncodedClips:
-    """The post-tuning clips of the run (synthetic or from ``tune.data``); each step's encoded
-    once for all the arms that train on them in this process, kept in the RAM of
-    ``variants.posttune.ram_budget`` shared by ``sharing`` processes (0: one arm, none kept)."""
+def training_clips(config: RunConfig, runs: int = 1) -> EncodedClips:
+    """The post-tuning clips of the run (synthetic or from ``tune.data``) for ``runs`` arms
+    trained one after another in this process: each step's clips are encoded once and kept (in
+    ``variants.posttune.ram_budget``) until the last of them has read them."""
     from variants.posttune import EncodedClips, ram_budget, synthetic_clips
 
     model, tune = config.model, config.tune
     frames, size = model.extended_length, model.size
-    max_bytes = ram_budget() // sharing if sharing else 0
+    max_bytes = ram_budget() if runs > 1 else 0
     if tune.data == "synthetic":
-        return EncodedClips(synthetic_clips(frames, size, tune.batch_size), max_bytes)
+        return EncodedClips(synthetic_clips(frames, size, tune.batch_size), max_bytes, runs)
     from variants.data import VideoFolderClips
 
     clips = VideoFolderClips(Path(tune.data), frames, size, tune.batch_size)
@@ -212,7 +227,7 @@ def training_clips(config: RunConfig, sharing: int = 0) -> EncodedClips:
             f"warning: {len(clips.skipped)} training videos skipped (too short or unreadable)",
             file=sys.stderr,
         )
-    return EncodedClips(clips, max_bytes)
+    return EncodedClips(clips, max_bytes, runs)
 
 
 def conditioning(config: RunConfig) -> dict:
