@@ -88,9 +88,12 @@ def per_video(run: Path) -> pd.DataFrame:
 
 
 def subprocess_env() -> dict[str, str]:
-    """CPU results are bitwise equal only at the same thread count as this process."""
+    """CPU results are bitwise equal only at the same thread count as this process. Two such
+    processes oversubscribe the cores, where OpenMP threads spinning in wait for a descheduled
+    one made the two-process run ~10x slower: waiting threads sleep instead."""
     threads = str(torch.get_num_threads())
-    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+            "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def test_a_run_writes_the_run_directory_contract(baseline):
