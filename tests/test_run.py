@@ -223,6 +223,32 @@ def test_a_truncated_video_is_detected_and_regenerated(baseline, config_file, tm
     assert video.read_bytes() == (baseline / video.relative_to(run)).read_bytes()
 
 
+def test_results_recomputed_to_other_bytes_are_aggregated_and_reported_again(
+    baseline, config_file, tmp_path, monkeypatch
+):
+    """As on a GPU, where a recompute under the same key need not repeat itself bit for bit."""
+    from bench.stages import evaluate
+
+    run, scored = copy(baseline, tmp_path), evaluate.Scorer.__call__
+    result = run / "evaluate" / "exsvd" / "pan-00_seed0.json"
+
+    def rescored(self, unit):
+        extra = scored(self, unit)
+        payload = json.loads(unit.outputs[0].read_text())
+        payload["scalars"]["psnr"] += 1.0
+        unit.outputs[0].write_text(json.dumps(payload))
+        return extra
+
+    monkeypatch.setattr(evaluate.Scorer, "__call__", rescored)
+    result.unlink()
+    assert bench(config_file, run) == 0
+    assert computed(run)["evaluate"] == 1
+    assert computed(run)["aggregate"] == 1 and computed(run)["report"] == 1
+    rows = [per_video(r).set_index(["arm", "sample", "metric"]) for r in (run, baseline)]
+    row = ("exsvd", "pan-00", "psnr")
+    assert rows[0].loc[row, "value"] == pytest.approx(rows[1].loc[row, "value"] + 1.0)
+
+
 def test_ctrl_c_stops_cleanly_and_nothing_half_done_is_kept(
     baseline, config_file, tmp_path, monkeypatch
 ):

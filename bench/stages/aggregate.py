@@ -10,7 +10,7 @@ import json
 import math
 
 from bench.run_cache import Unit, unit_key
-from bench.stages.context import Context, run_units
+from bench.stages.context import Context, made_from, run_units
 
 PER_VIDEO = [
     "arm",
@@ -30,7 +30,7 @@ STATISTICS = ("summary.csv", "paired.csv")
 
 
 def run(ctx: Context, evaluated: list[Unit]) -> list[Unit]:
-    key = unit_key("aggregate", sorted(unit.key for unit in evaluated))
+    key = unit_key("aggregate", made_from(ctx, evaluated))
     unit = Unit(
         "aggregate",
         "results",

@@ -65,6 +65,14 @@ def quiet_libraries() -> None:
         logging.disable_progress_bar()
 
 
+def made_from(ctx: Context, units: list[Unit]) -> list:
+    """What a later unit is made from: each done unit's key and output checksums, so that a
+    unit recomputed to other bytes under the same key (a GPU need not repeat itself bit for
+    bit) makes what reads it recompute too."""
+    done = [(unit.key, ctx.upstream(unit.record)["outputs"]) for unit in units]
+    return sorted(done, key=lambda pair: pair[0])
+
+
 def pending_units(ctx: Context, stage: str, units: list[Unit]) -> list[Unit]:
     """This process's share of ``units`` that are not done (all of it when the stage is forced)."""
     mine = ctx.shard.mine(units)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from bench.run_cache import Unit, unit_key
 from bench.stages.aggregate import STATISTICS
-from bench.stages.context import Context, run_units
+from bench.stages.context import Context, made_from, run_units
 
 
 def run(ctx: Context, upstream: list[Unit]) -> list[Unit]:
     """``upstream``: the units of every earlier stage whose outputs the report shows."""
-    key = unit_key("report", ctx.config.digest(), sorted(unit.key for unit in upstream))
+    key = unit_key("report", ctx.config.digest(), made_from(ctx, upstream))
     outputs = (ctx.path("report"), *(ctx.path("results", name) for name in STATISTICS))
     unit = Unit("report", "report", "", key, ctx.path("report", ".done.json"), outputs)
     run_units(ctx, "report", [unit], lambda unit: build(ctx))
