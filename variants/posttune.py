@@ -146,10 +146,11 @@ class EncodedClips:
             generator.set_state(after)
             return Batch(*(t.to(pipeline.vae.device, copy=True) for t in _tensors(batch)))
         batch = encode_clips(pipeline, self.clips(step, generator), config, generator)
-        if not last and self.kept_bytes + _nbytes(batch) <= self.max_bytes:
+        size = _nbytes(batch)
+        if not last and self.kept_bytes + size <= self.max_bytes:
             kept = Batch(*(t.to("cpu", copy=True) for t in _tensors(batch)))
             self._kept[key] = (kept, generator.get_state())
-            self.kept_bytes += _nbytes(batch)
+            self.kept_bytes += size
         return batch
 
 
