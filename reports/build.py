@@ -122,6 +122,11 @@ def build_report(run_dir: Path, in_run: bool = False) -> Path:
     }
     labels = tables.arm_labels({k: v for k, v in frames.items() if v is not None}, BASELINE)
     out.table(tables.main_csv(summary, paired, run.arms, labels), "main")
+    problems = tables.problems(run.per_video, run.unavailable)
+    out.table(
+        pd.DataFrame(problems, columns=["metric", "arms", "status", "count", "reason"]),
+        "unavailable",
+    )
     context = {
         "title": f"exsvd-bench report: {run.root.resolve().name}",
         "baseline": BASELINE,
@@ -129,7 +134,7 @@ def build_report(run_dir: Path, in_run: bool = False) -> Path:
         "facts": run_facts(run, in_run),
         "main": tables.main_blocks(summary, paired, run.arms, BASELINE, labels),
         "deltas": tables.delta_blocks(paired, labels),
-        "problems": tables.problems(run.per_video, run.unavailable),
+        "problems": tables.shared_problems(problems),
         "bars": bar_figures(out, summary, paired, colours),
         "delta_figures": delta_figures(out, paired, colours),
         "curves": curve_figures(out, run, colours, notes),
@@ -141,10 +146,6 @@ def build_report(run_dir: Path, in_run: bool = False) -> Path:
         "level": round(LEVEL * 100),
         "notes": notes,
     }
-    problems = pd.DataFrame(
-        context["problems"], columns=["metric", "arms", "status", "count", "reason"]
-    )
-    out.table(problems, "unavailable")
     context["build_seconds"] = f"{time.perf_counter() - started:.1f}"
     index = out.root / "index.html"
     with atomic_path(index) as tmp:

@@ -191,3 +191,16 @@ def problems(per_video: pd.DataFrame, unavailable: pd.DataFrame | None) -> list[
             }
         )
     return rows
+
+
+def shared_problems(rows: list[dict]) -> list[dict]:
+    """``problems`` for reading: metrics that failed alike (status, arms, videos and why) share
+    one row, their names in ``metrics`` (the CLIP family's six metrics say their reason once)."""
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
+    for row in rows:
+        key = (row["status"], row["arms"], row["count"], row["reason"])
+        groups.setdefault(key, []).append(row["metric"])
+    return [
+        {"metrics": metrics, "status": status, "arms": arms, "count": count, "reason": reason}
+        for (status, arms, count, reason), metrics in groups.items()
+    ]

@@ -115,9 +115,8 @@ def make_run_dir(root: Path) -> Path:
     per_video.to_parquet(results / "per_video.parquet", index=False)
     per_video.to_csv(results / "per_video.csv", index=False)
     pd.DataFrame(series).to_parquet(results / "series.parquet", index=False)
-    pd.DataFrame([{"metric": "clip_condition", "reason": CLIP_REASON}]).to_csv(
-        results / "unavailable.csv", index=False
-    )
+    clip = [{"metric": m, "reason": CLIP_REASON} for m in ("clip_condition", "clip_iqa")]
+    pd.DataFrame(clip).to_csv(results / "unavailable.csv", index=False)
     write_records(root)
     return root
 

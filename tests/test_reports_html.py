@@ -130,9 +130,16 @@ def test_what_was_run_and_what_did_not(index):
         "150 (2 processes, MULTI_GPU)",  # one arm tuned data-parallel
         "8 of 96 videos",
         "flow failed: NaN in the flow field",
-        CLIP_REASON.replace("'", "&#39;"),
     ):
         assert expected in text, expected
+
+
+def test_metrics_unavailable_alike_share_one_row(run_dir, index):
+    text = index.read_text(encoding="utf-8")
+    assert text.count(CLIP_REASON.replace("'", "&#39;")) == 1
+    assert '<tr data-problem="clip_condition clip_iqa"><td>clip_condition, clip_iqa</td>' in text
+    table = pd.read_csv(run_dir / "report" / "tables" / "unavailable.csv")  # one row per metric
+    assert list(table["metric"]) == ["clip_condition", "clip_iqa", "interpolation_score"]
 
 
 def test_curve_chart_marks_the_base_length():
