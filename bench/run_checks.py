@@ -26,8 +26,14 @@ from metrics.errors import BenchError
 TINY_FIX = "create it with 'python -m variants.tiny pretrain --out variants/weights/tiny-svd'"
 
 
-def check_and_resolve(config: RunConfig, origins: dict[Name, str]) -> RunConfig:
-    check = Checker(origins)
+def check_and_resolve(
+    config: RunConfig, origins: dict[Name, str], launched: int | None = None
+) -> RunConfig:
+    """``config`` checked, paths resolved. ``launched``: the processes of the launch bench runs
+    under (default: as accelerate launch says, $WORLD_SIZE; 1 off a launch)."""
+    if launched is None:
+        launched = int(os.environ.get("WORLD_SIZE") or 1)  # set by accelerate launch
+    check = Checker(origins, launched)
     arms = _arms(config.arms, origins.get(("", "arms"), "arms (default)"))
     check.require(config.seed >= 0, ("", "seed"), "seed must be >= 0", "use 0, 1, ...")
     model = _model(check, config.model, arms)
@@ -45,8 +51,9 @@ def check_and_resolve(config: RunConfig, origins: dict[Name, str]) -> RunConfig:
 class Checker:
     """Raises one-line errors that name where a setting came from (``file:line``, a flag)."""
 
-    def __init__(self, origins: dict[Name, str]):
+    def __init__(self, origins: dict[Name, str], launched: int = 1):
         self.origins = origins
+        self.launched = launched
 
     def fail(self, name: Name, problem: str, fix: str) -> BenchError:
         where = self.origins.get(name, f"{dotted(name)} (default)")
@@ -85,11 +92,10 @@ class Checker:
     def device(self, name: Name, device: str) -> None:
         import torch
 
-        processes = int(os.environ.get("WORLD_SIZE") or 1)  # set by accelerate launch
         self.require(
-            processes == 1 or not device.startswith("cuda:"),
+            self.launched == 1 or not device.startswith("cuda:"),
             name,
-            f"{device} under a launch of {processes} processes, which take one GPU each",
+            f"{device} under a launch of {self.launched} processes, which take one GPU each",
             "use cuda (process N runs on cuda:<its local rank>)",
         )
         cuda = device.startswith("cuda")

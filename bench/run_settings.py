@@ -28,24 +28,26 @@ def load_config(
 
 
 def config_from_dict(data: dict, origin: str) -> RunConfig:
-    """A config as ``RunConfig.to_dict`` wrote it (run.json), checked again."""
+    """A config as ``RunConfig.to_dict`` wrote it (run.json), checked again, except for the
+    devices against a launch: bench checked those against its own when it wrote run.json, and an
+    arm's own launch (``tune.processes``) reading it places its processes itself."""
     settings: Settings = {}
     for outer, value in data.items():
         if isinstance(value, dict):
             settings.update({(outer, k): (v, origin) for k, v in value.items()})
         else:
             settings[("", outer)] = (value, origin)
-    return config_from_settings(settings)
+    return config_from_settings(settings, launched=1)
 
 
-def config_from_settings(settings: Settings) -> RunConfig:
+def config_from_settings(settings: Settings, launched: int | None = None) -> RunConfig:
     values: dict[str, dict] = {"": {}, **{name: {} for name in SECTIONS}}
     for name, (value, origin) in settings.items():
         hint = _hint(name, origin)
         values[name[0]][name[1]] = _coerced(name, value, hint, origin)
     sections = {name: _section_class(name)(**values[name]) for name in SECTIONS}
     origins = {name: origin for name, (_, origin) in settings.items()}
-    return check_and_resolve(RunConfig(**values[""], **sections), origins)
+    return check_and_resolve(RunConfig(**values[""], **sections), origins, launched)
 
 
 def _section_class(section: str) -> type:

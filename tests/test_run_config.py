@@ -164,6 +164,21 @@ def test_data_parallel_tuning_is_checked_against_the_gpus_and_deepspeed(model_di
         load_config(None, [*cuda, "tune.grad_accumulation=2"])
 
 
+def test_an_arms_own_launch_reads_back_a_numbered_evaluation_gpu(model_dir, monkeypatch):
+    import torch
+
+    from bench.run_settings import config_from_dict
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    settings = ["model.device=cuda", "evaluate.device=cuda:1", "tune.processes=2"]
+    config = load_config(None, settings)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # each process of the arm's launch reads run.json
+    assert config_from_dict(config.to_dict(), "run.json") == config
+    with pytest.raises(BenchError, match="cuda:1 under a launch of 2 processes"):
+        load_config(None, settings)  # bench itself launched: refused
+
+
 def test_missing_tiny_model_says_how_to_make_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("variants.tiny.SHIPPED", tmp_path / "absent")
     assert main(["run", "--out", str(tmp_path / "run")]) == 2
