@@ -354,6 +354,34 @@ def test_the_arms_a_process_tunes_share_their_clips_until_the_last(
     assert [(clips.runs_left, clips.max_bytes > 0) for clips in sources] == [(2, True), (1, False)]
 
 
+def test_a_run_killed_before_an_arms_record_resumes_its_tuning(
+    baseline, config_file, tmp_path, monkeypatch
+):
+    from bench.stages import context, tune
+
+    run, resumed, real = copy(baseline, tmp_path), [], tune.train
+    folder = run / "tune" / "exsvd"
+
+    def killed(*args, **kwargs):  # between the arm's outputs and its done record
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(context, "write_record", killed)
+    assert bench(config_file, run, "--force", "tune") == 130
+    assert (folder / "checkpoint.pt").is_file() and (folder / ".pending.json").is_file()
+    monkeypatch.undo()
+
+    def train(config, pipeline, arm, folder, *args):
+        resumed.append((folder / "checkpoint.pt").is_file())
+        return real(config, pipeline, arm, folder, *args)
+
+    monkeypatch.setattr(tune, "train", train)
+    assert bench(config_file, run) == 0
+    assert resumed == [True] and computed(run)["tune"] == 1 and computed(run)["generate"] == 0
+    assert not (folder / "checkpoint.pt").exists() and not (folder / ".pending.json").exists()
+    loss = (baseline / "tune" / "exsvd" / "loss.csv").read_text()
+    assert (folder / "loss.csv").read_text() == loss
+
+
 def test_missing_weights_are_announced_and_recorded_as_unavailable(
     baseline, config_file, tmp_path, capsys
 ):

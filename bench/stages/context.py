@@ -79,10 +79,12 @@ def pending_units(ctx: Context, stage: str, units: list[Unit]) -> list[Unit]:
     return [u for u in mine if stage in ctx.forced or not valid_record(u, ctx.checksums)]
 
 
-def run_units(ctx: Context, stage: str, units: list[Unit], compute: Callable[[Unit], dict]):
+def run_units(ctx: Context, stage: str, units: list[Unit], compute: Callable[[Unit], dict],
+              recorded: Callable[[Unit], None] | None = None):
     """Compute this process's share of ``units`` that are not done (all of them when the stage
     is forced), recording each as done after its outputs; then wait for the other processes.
-    ``compute`` returns extra fields for the record."""
+    ``compute`` returns extra fields for the record; ``recorded(unit)``, if given, follows the
+    record (to drop what a resume of the unit would have needed)."""
     from tqdm import tqdm
 
     mine, todo = ctx.shard.mine(units), pending_units(ctx, stage, units)
@@ -102,6 +104,8 @@ def run_units(ctx: Context, stage: str, units: list[Unit], compute: Callable[[Un
             start = time.perf_counter()
             extra = compute(unit)
             write_record(unit, ctx.checksums, seconds=time.perf_counter() - start, **extra)
+            if recorded:
+                recorded(unit)
             bar.update()
     ctx.checksums.save()
     counts = ctx.shard.gather({"computed": len(todo), "cached": len(mine) - len(todo)})

@@ -131,7 +131,7 @@ def run(ctx: Context) -> list[Unit]:
         if trains_here(ctx, unit.arm) and not is_released(ctx.config, unit.arm)
     ]
     data = functools.cache(lambda: training_clips(ctx.config, runs=len(readers)))
-    run_units(ctx, "tune", units, lambda unit: tune_arm(ctx, unit, data))
+    run_units(ctx, "tune", units, lambda unit: tune_arm(ctx, unit, data), drop_resume_state)
     return units
 
 
@@ -165,10 +165,16 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
                 f"post-tuning exited with {returncode}",
                 "see its message above",
             )
-    checkpoint.unlink(missing_ok=True)
-    shutil.rmtree(folder / "deepspeed", ignore_errors=True)
-    pending.unlink(missing_ok=True)
     return {}
+
+
+def drop_resume_state(unit: Unit) -> None:
+    """After the arm's done record, not before: killed in between (checksumming SVD-XT's
+    outputs takes seconds), the rerun resumes from the last checkpoint instead of step 0."""
+    folder = unit.record.parent
+    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    shutil.rmtree(folder / "deepspeed", ignore_errors=True)
+    (folder / ".pending.json").unlink(missing_ok=True)
 
 
 def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
