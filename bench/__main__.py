@@ -42,11 +42,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def interrupt(signum, frame):
-    """SIGTERM (a scheduler's stop, a launcher's) ends bench as Ctrl-C does: what is written is
-    kept, and the children it started are stopped."""
     raise KeyboardInterrupt
 
 
+def stop_as_interrupted() -> None:
+    """SIGTERM (a scheduler's stop, a launcher's) and SIGHUP (the terminal or ssh session gone)
+    end bench as Ctrl-C does: what is written is kept, and the children it started, which run
+    in sessions of their own and get neither signal, are stopped."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, interrupt)
+    stop_as_interrupted()
     sys.exit(main())

@@ -4,7 +4,8 @@ in sessions of their own, and killing the launcher alone would leave them traini
 
 ``python -m bench.child ARGS`` is ``accelerate launch ARGS`` that ends quietly (exit 130) when
 interrupted, once its agent has stopped the workers, rather than with torch elastic's
-SignalException traceback."""
+SignalException traceback; and quietly with a worker's exit code when the worker printed its own
+one-line error (exit 2), rather than with the ChildFailedError traceback and report."""
 
 from __future__ import annotations
 
@@ -66,14 +67,23 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def main() -> int:
-    from accelerate.commands.launch import main as accelerate_launch
-    from torch.distributed.elastic.multiprocessing.api import SignalException
+QUIET_EXITS = (2, 130)  # a worker's one-line error (BenchError), an interrupted worker
 
+
+def main() -> int:
     try:
+        from accelerate.commands.launch import main as accelerate_launch
+        from torch.distributed.elastic.multiprocessing.api import SignalException
+        from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
         accelerate_launch()
-    except SignalException:  # raised once the agent has stopped its workers
-        return 130
+    except (SignalException, KeyboardInterrupt):  # once the agent has stopped its workers,
+        return 130  # or before it started them
+    except ChildFailedError as err:  # not for a worker that said why itself
+        exitcode = err.get_first_failure()[1].exitcode
+        if exitcode in QUIET_EXITS:
+            return exitcode
+        raise  # a crash or a signal (the OOM killer's): the launcher's report says which
     return 0
 
 

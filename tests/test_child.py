@@ -11,6 +11,11 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+from bench import child
+from bench.stages import tune
 
 ROOT = Path(__file__).parent.parent
 
@@ -21,7 +26,9 @@ time.sleep(600)
 """
 
 PARENT = """import os, sys
+from bench.__main__ import stop_as_interrupted
 from bench.child import launch_command, run_child
+stop_as_interrupted()
 from bench.run_config import TuneSettings
 command = launch_command(TuneSettings(processes=2), "cuda") + sys.argv[1:]  # no torch import
 try:
@@ -45,7 +52,8 @@ def wait_for(condition, seconds: float) -> bool:
     return condition()
 
 
-def test_an_interrupted_bench_stops_the_launch_and_its_workers(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])  # Ctrl-C, terminal gone
+def test_an_interrupted_bench_stops_the_launch_and_its_workers(tmp_path, signum):
     (tmp_path / "worker.py").write_text(WORKER)
     (tmp_path / "parent.py").write_text(PARENT)
     ready = tmp_path / "ready"
@@ -58,12 +66,44 @@ def test_an_interrupted_bench_stops_the_launch_and_its_workers(tmp_path):
         workers = [int(path.read_text()) for path in ready.iterdir()]
         launcher = psutil.Process(bench.pid).children()[0].pid
         assert not any(gone(pid) for pid in (*workers, launcher))
-        bench.send_signal(signal.SIGINT)  # bench alone, as kill -INT would
+        bench.send_signal(signum)  # bench alone, as kill would
         err = bench.communicate(timeout=90)[1]
-        assert bench.returncode != 0
+        assert bench.returncode == 130
         assert "Traceback" not in err and "SignalException" not in err, err
         assert wait_for(lambda: all(gone(pid) for pid in (*workers, launcher)), 10)
     finally:
         bench.kill()
         for pid in psutil.Process().children(recursive=True):
             pid.kill()
+
+
+def launch_ending(monkeypatch, error: BaseException) -> None:
+    def launch():
+        raise error
+
+    monkeypatch.setattr("accelerate.commands.launch.main", launch)
+
+
+@pytest.mark.parametrize("exitcode", [2, 130])
+def test_a_worker_that_said_why_ends_the_launch_quietly(monkeypatch, exitcode):
+    failure = ProcessFailure(local_rank=1, pid=1, exitcode=exitcode, error_file="")
+    launch_ending(monkeypatch, ChildFailedError("bench.stages.tune", {1: failure}))
+    assert child.main() == exitcode
+
+
+def test_a_crashed_or_killed_worker_keeps_the_launchers_report(monkeypatch):
+    failure = ProcessFailure(local_rank=0, pid=1, exitcode=-9, error_file="")  # the OOM killer
+    launch_ending(monkeypatch, ChildFailedError("bench.stages.tune", {0: failure}))
+    with pytest.raises(ChildFailedError):
+        child.main()
+
+
+def test_an_interrupt_while_starting_up_ends_quietly(monkeypatch, tmp_path):
+    launch_ending(monkeypatch, KeyboardInterrupt())
+    assert child.main() == 130
+
+    def importing():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("bench.stages.context.quiet_libraries", importing)
+    assert tune.main([str(tmp_path), "exsvd"]) == 130

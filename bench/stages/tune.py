@@ -268,14 +268,14 @@ def save_released(unet, path: Path, folder: Path) -> None:
 
 def main(argv: list[str]) -> int:
     """A child process: post-tune one arm of the run in ``argv[0]`` on its own."""
-    from bench.run_settings import config_from_dict
-    from bench.stages.context import quiet_libraries
-    from bench.stages.inputs import base_folder
-    from variants.generate import load_base_pipeline
-
-    quiet_libraries()
     run_dir, arm = Path(argv[0]), argv[1]
-    try:
+    try:  # the imports too: seconds in which bench, interrupted, may stop this process
+        from bench.run_settings import config_from_dict
+        from bench.stages.context import quiet_libraries
+        from bench.stages.inputs import base_folder
+        from variants.generate import load_base_pipeline
+
+        quiet_libraries()
         record = json.loads((run_dir / "run.json").read_text())
         config = config_from_dict(record["config"], str(run_dir / "run.json"))
         pipeline = load_base_pipeline(str(base_folder(config.model)))
