@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from variants import get_variant
 from variants.generate import GenerationConfig, generate, with_unet
@@ -129,3 +130,5 @@ def test_bench_post_tunes_an_arm_under_deepspeed_zero2_on_the_device(base, tmp_p
     assert record["launch"] == {"processes": 1, "distributed": "DEEPSPEED"}
     assert len(losses(tuned)) == 3 and all(math.isfinite(loss) for loss in losses(tuned))
     assert not (tuned / "deepspeed").exists() and (run / "report" / "index.html").is_file()
+    weights = tuned / "unet_ema" / "diffusion_pytorch_model.safetensors"  # the engine held bf16
+    assert {t.dtype for t in load_file(weights).values()} == {torch.float32}

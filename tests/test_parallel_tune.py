@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from metrics.errors import BenchError
 from tests.parallel_tune import CONFIG, FRAMES, SIZE, arm, trainable
@@ -28,6 +29,7 @@ from variants.unet import set_trainable
 ROOT = Path(__file__).parent.parent
 PROCESSES = 2
 DEEPSPEED_CONFIG = ROOT / "variants" / "configs" / "deepspeed_zero2.json"
+WEIGHTS = "diffusion_pytorch_model.safetensors"
 has_deepspeed = importlib.util.find_spec("deepspeed") is not None
 
 
@@ -79,6 +81,8 @@ def check_against_reference(out: Path, reference, distributed: str) -> None:
     runs = torch.load(out / "trainable.pt")
     for name, value in runs["straight"].items():
         assert torch.equal(value, runs["resumed"][name]), f"resume differs at {name}"
+    for output in ("unet_ema/" + WEIGHTS, "training.json"):  # generation loads the EMA
+        assert (out / "straight" / output).read_bytes() == (out / "resumed" / output).read_bytes()
     # AdamW divides by the gradient's running RMS, so float rounding in the all-reduce moves
     # a few near-zero-gradient weights by up to ~1e-4; a lost micro-batch moves ~95% of them
     # by more than 1e-5 (up to 6e-3), and so does every process training the same batch
@@ -114,6 +118,18 @@ def test_deepspeed_zero2_trains_the_reference_and_resumes_from_its_partitions(
     rows = list(csv.DictReader((tmp_path / "bf16" / "loss.csv").read_text().splitlines()))
     torch.testing.assert_close([float(r["loss"]) for r in rows], reference[1][:2], rtol=1e-2,
                                atol=0)
+    # saved in float32 all the same: the trained weights from the fp32 masters (values bf16
+    # cannot hold), the frozen ones as the base had them (as svd and svd-long load them)
+    stock = arm(tiny_pipeline(seed=0))
+    set_trainable(stock, True)
+    frozen = {n: not p.requires_grad for n, p in stock.named_parameters()}
+    for folder in ("unet", "unet_ema"):
+        saved = load_file(tmp_path / "bf16" / folder / WEIGHTS)
+        assert {t.dtype for t in saved.values()} == {torch.float32}
+        assert all(torch.equal(saved[n], stock.state_dict()[n]) for n in frozen if frozen[n])
+        if folder == "unet":
+            trained = [saved[n] for n in frozen if not frozen[n]]
+            assert any(not torch.equal(t, t.bfloat16().float()) for t in trained)
 
 
 def test_processes_that_each_run_alone_are_refused_before_any_compute(tmp_path, monkeypatch):

@@ -8,12 +8,15 @@ import types
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from variants import ExSVDUNet, get_variant
 from variants.posttune import EncodedClips, TuneConfig, post_tune, synthetic_clips
 from variants.tiny import tiny_pipeline
 
 FRAMES, SIZE = 10, 64
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+OUTPUTS = (f"unet/{WEIGHTS}", f"unet_ema/{WEIGHTS}", "loss.csv", "training.json")
 CONFIG = TuneConfig(steps=4, frames=FRAMES, lr=1e-3, seed=3, checkpoint_every=2, ema_decay=0.5)
 
 
@@ -63,8 +66,9 @@ def test_resume_continues_bit_for_bit(base, tmp_path):
     post_tune(resumed, base, clips, CONFIG, tmp_path / "resumed", resume=True, progress=False)
     for name, value in trainable_state(straight).items():
         assert torch.equal(value, trainable_state(resumed)[name]), name
-    losses = [(tmp_path / d / "loss.csv").read_text() for d in ("straight", "resumed")]
-    assert losses[0] == losses[1]
+    for output in OUTPUTS:
+        assert (tmp_path / "straight" / output).read_bytes() == (
+            tmp_path / "resumed" / output).read_bytes(), output
 
 
 def test_a_checkpoint_of_another_arm_or_settings_is_refused(base, tmp_path):
@@ -191,6 +195,15 @@ def test_frozen_weights_in_bf16_train_the_fp32_masters_of_the_arm(base, tmp_path
     post_tune(lean, base, clips, config, tmp_path / "lean", progress=False)
     dtypes = {p.requires_grad: p.dtype for p in lean.parameters()}
     assert dtypes == {True: torch.float32, False: torch.bfloat16}
+    stock = arm_unet(base).state_dict()  # the frozen weights are saved as they were
+    for folder in ("unet", "unet_ema"):
+        saved = load_file(tmp_path / "lean" / folder / WEIGHTS)
+        assert {t.dtype for t in saved.values()} == {torch.float32}
+        for name, param in lean.named_parameters():
+            if not param.requires_grad:
+                assert torch.equal(saved[name], stock[name]), name
+            elif folder == "unet":
+                assert torch.equal(saved[name], param.detach()), name
     assert float((tmp_path / "lean" / "loss.csv").read_text().splitlines()[1].split(",")[1]) > 0
     with pytest.raises(BenchError, match="frozen_dtype bfloat16 needs mixed_precision 'bf16'"):
         replace(CONFIG, frozen_dtype="bfloat16")

@@ -83,3 +83,21 @@ def sixteen_bit_inputs(model, accelerator):
         return SimpleNamespace(sample=output.sample.float())
 
     return forward
+
+
+def casts_frozen_weights(accelerator, frozen_dtype: str) -> bool:
+    """Whether the frozen weights train in another dtype than the base's: ``frozen_dtype``, or
+    DeepSpeed fp16 / bf16, whose engine holds the whole model in 16 bits."""
+    deepspeed = distributed_type(accelerator) == "DEEPSPEED"
+    return frozen_dtype != "float32" or (deepspeed and accelerator.mixed_precision != "no")
+
+
+def full_precision(params, accelerator) -> list[torch.Tensor]:
+    """The trainable weights in float32: the parameters themselves, or under DeepSpeed fp16 /
+    bf16 the fp32 master weights from its optimizer's partitions (every process must call it:
+    they are gathered)."""
+    if distributed_type(accelerator) != "DEEPSPEED" or accelerator.mixed_precision == "no":
+        return [p.detach() for p in params]
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    return [safe_get_full_fp32_param(p) for p in params]

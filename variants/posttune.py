@@ -2,12 +2,15 @@
 parameters only, AdamW, EMA, atomic checkpoints and bit-for-bit resume, a loss curve on disk.
 
 Fairness: the clips, their order and all training noise come from generators seeded by the
-run's seed alone, never by the arm, so every arm of one run sees the same data in the same
-order with the same noise; the saved arm records the whole configuration.
+run's seed, the step and the process (of a data-parallel launch), never by the arm, so every arm
+of one run sees the same data in the same order with the same noise; the saved arm records the
+whole configuration. The saved arm's weights are float32 whatever the training precision: the
+frozen ones as the base had them, the trained ones full precision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -24,7 +27,14 @@ from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion 
 
 from metrics.atomic import atomic_path
 from metrics.errors import BenchError
-from variants.launch import check_launch, launch_of, prepare_deepspeed, sixteen_bit_inputs
+from variants.launch import (
+    casts_frozen_weights,
+    check_launch,
+    full_precision,
+    launch_of,
+    prepare_deepspeed,
+    sixteen_bit_inputs,
+)
 from variants.memory import apply_checkpointing, store_frozen_in
 from variants.objective import Batch, ObjectiveConfig, edm_loss
 from variants.tune_checkpoint import TuneState, load_checkpoint, save_checkpoint
@@ -224,6 +234,10 @@ def post_tune(
         unet.requires_grad_(True)
         counts["trainable"] = sum(p.numel() for p in unet.parameters())
     apply_checkpointing(unet, config.checkpointing)
+    base_frozen = {}  # saved as they were, not as they trained (as svd and svd-long load them)
+    if accelerator.is_main_process and casts_frozen_weights(accelerator, config.frozen_dtype):
+        base_frozen = {n: p.detach().to("cpu", copy=True)
+                       for n, p in unet.named_parameters() if not p.requires_grad}
     store_frozen_in(unet, config.frozen_dtype)
     unet.train()
     if batches is None:  # only the encoders: the base UNet stays where it is
@@ -238,7 +252,9 @@ def post_tune(
     prepare_deepspeed(accelerator, config.batch_size)
     model, optimizer = accelerator.prepare(unet, optimizer)
     forward = sixteen_bit_inputs(model, accelerator)
-    # after prepare: on the parameters' device; float32 where DeepSpeed holds them in 16 bits
+    # after prepare: on the parameters' device; float32 where DeepSpeed holds them in 16 bits.
+    # There it averages the 16-bit weights the model computes with: averaging the fp32 masters
+    # would gather every trainable weight from the partitions at every step
     ema = [p.detach().float().clone() for p in params]
     state = TuneState()
     checkpoint = out_dir / "checkpoint.pt"
@@ -291,11 +307,28 @@ def post_tune(
             bar.close()
             return checkpoint
     bar.close()
+    trained = full_precision(params, accelerator)
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
-        _write_outputs(unwrapped, params, ema, state, config, counts, launch, out_dir)
+        tuned = {**base_frozen, **dict(zip(names, trained, strict=True))}
+        averaged = {**base_frozen, **dict(zip(names, ema, strict=True))}
+        _write_outputs(unwrapped, tuned, averaged, state, config, counts, launch, out_dir)
     accelerator.wait_for_everyone()
     return out_dir
+
+
+@contextlib.contextmanager
+def holding(module, weights: dict[str, torch.Tensor]):
+    """``module`` with the named parameters holding ``weights`` (any dtype), restored after."""
+    named = dict(module.named_parameters())
+    before = {name: named[name].data for name in weights}
+    try:
+        for name, value in weights.items():
+            named[name].data = value.to(named[name].device)
+        yield module
+    finally:
+        for name, value in before.items():
+            named[name].data = value
 
 
 def _arm_config(unet) -> dict:
@@ -304,16 +337,13 @@ def _arm_config(unet) -> dict:
     return {k: v for k, v in dict(config).items() if k.startswith("exsvd_")}
 
 
-def _write_outputs(unet, params, ema, state, config, counts, launch, out_dir: Path) -> None:
-    """The tuned arm (raw weights and EMA), its loss curve and its training record."""
-    unet.save_pretrained(out_dir / "unet")
-    with torch.no_grad():
-        raw = [p.detach().clone() for p in params]
-        for param, average in zip(params, ema, strict=True):
-            param.copy_(average)
-        unet.save_pretrained(out_dir / "unet_ema")
-        for param, value in zip(params, raw, strict=True):
-            param.copy_(value)
+def _write_outputs(unet, tuned: dict, averaged: dict, state, config, counts, launch,
+                   out_dir: Path) -> None:
+    """The tuned arm (raw weights and EMA: ``unet`` holding ``tuned`` or ``averaged``, float32
+    weights by parameter name), its loss curve and its training record."""
+    for folder, weights in (("unet", tuned), ("unet_ema", averaged)):
+        with holding(unet, weights):
+            unet.save_pretrained(out_dir / folder)
     with atomic_path(out_dir / "loss.csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["step", "loss"])
