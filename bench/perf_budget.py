@@ -43,9 +43,11 @@ def run_budget(args: argparse.Namespace) -> int:
     import functools
     from dataclasses import replace
 
+    import torch
     from accelerate import PartialState
 
     from bench.common import check_at_least, use_device
+    from bench.run_checks import check_and_resolve
     from bench.run_config import BUDGETS, RunConfig, TuneSettings, with_budget
     from bench.stages.context import quiet_libraries
     from bench.stages.inputs import base_folder
@@ -66,6 +68,9 @@ def run_budget(args: argparse.Namespace) -> int:
                       device=args.device),
         tune=with_budget(TuneSettings(budget=args.budget, steps=args.steps)),
     )
+    flags = {("model", "base"): "--base", ("model", "extended_length"): "--frames",
+             ("model", "device"): "--device", ("tune", "steps"): "--steps"}
+    config = check_and_resolve(config, flags, launched=1)  # bad flags: one line, before work
     arms = tuned_arms(config)
     PartialState(cpu=args.device == "cpu")  # post_tune's Accelerator follows it
     quiet_libraries()
@@ -99,10 +104,11 @@ def run_budget(args: argparse.Namespace) -> int:
               f"weights {'byte-identical' if same else 'DIFFER'}")
     target, budget_steps = TARGET_S[args.budget], BUDGETS[args.budget]["steps"]
     verdict = "met" if totals["shared"] <= target else "NOT met"
-    if (tune.steps, model.extended_length, model.base, args.device) != (
-        budget_steps, RunConfig().model.extended_length, "tiny", "cpu"
+    if (tune.steps, model.extended_length, model.base, args.device, torch.get_num_threads()) != (
+        budget_steps, RunConfig().model.extended_length, "tiny", "cpu", 2
     ):
-        verdict = f"not judged: the target is for {budget_steps} steps of the default run on a CPU"
+        verdict = (f"not judged: the target is for {budget_steps} steps of the default run on 2 "
+                   "CPU threads")
     print(f"target: the tuned arms together <= {target // 60} min on 2 CPU cores: "
           f"{totals['shared']:.0f} s as bench run trains them ({verdict})")
     return 0 if args.shared_only or weights["shared"] == weights["per-arm"] else 1

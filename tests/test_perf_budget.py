@@ -49,3 +49,9 @@ def test_a_kept_batch_that_is_not_what_encoding_gives_is_caught(capsys, monkeypa
     monkeypatch.setattr(EncodedClips, "encode", skewed)
     assert main([*ARGS, "--budget", "full"]) == 1
     assert "tuned weights DIFFER" in capsys.readouterr().out
+
+
+def test_settings_the_run_would_refuse_are_refused_before_any_work(capsys):
+    assert main(["perf", "budget", "--steps", "1", "--frames", "200", "--shared-only"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "table_size 128 < extended_length 200" in err, err
