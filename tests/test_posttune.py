@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import types
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -181,6 +182,24 @@ def test_checkpointing_whole_temporal_transformers_trains_the_same_weights(base,
 
 
 @pytest.mark.usefixtures("fresh_accelerator")  # it switches to bf16 mixed precision
+def test_a_checkpoint_that_cannot_resume_says_why_in_one_line(tmp_path):
+    from metrics.errors import BenchError
+    from variants.tune_checkpoint import load_checkpoint, not_resumable
+
+    broken = tmp_path / "checkpoint.pt"
+    broken.write_bytes(b"PK\x03\x04 cut short")  # a torch zip that ends early
+    with pytest.raises(BenchError, match=r"checkpoint.pt: cannot be read .*delete it"):
+        load_checkpoint(broken, None, [], None, [], None, {})
+    made_by = {"config": asdict(CONFIG), "arm": {}, "trainable": [], "launch": {}}
+    longer = {**made_by, "config": {**made_by["config"], "steps": 8}}
+    saved = {"made_by": json.dumps(made_by), "step": 2}
+    assert not_resumable(saved, longer) is None  # more steps at a constant learning rate
+    decayed = {**made_by, "config": {**longer["config"], "cosine": True}}
+    saved = {"made_by": json.dumps({**made_by, "config": {**made_by["config"], "cosine": True}}),
+             "step": 2}
+    assert "config.steps, which the cosine schedule spans" in not_resumable(saved, decayed)
+
+
 def test_frozen_weights_in_bf16_train_the_fp32_masters_of_the_arm(base, tmp_path):
     """Frozen weights in bf16 (under bf16 autocast) train the fp32 master weights of the arm;
     the memory levers need their mixed precision."""

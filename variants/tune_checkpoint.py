@@ -10,8 +10,8 @@ run killed in between leaves the previous ``checkpoint.pt`` and its folder intac
 
 from __future__ import annotations
 
-import io
 import json
+import pickle
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,8 @@ from metrics.atomic import atomic_path
 from metrics.errors import BenchError
 from variants.launch import SINGLE_PROCESS, distributed_type
 
-# settings a resumed run may change: they leave the maths of the remaining steps alone
+# settings a resumed run may change: they leave the maths of the remaining steps alone (steps
+# too, unless the learning rate decays over them: cosine)
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "checkpointing")
 
 
@@ -49,6 +50,8 @@ def not_resumable(saved: dict, made_by: dict) -> str | None:
         for k, v in made_by["config"].items()
         if k not in RESUMABLE_CHANGES and theirs["config"].get(k) != v
     ]
+    if made_by["config"]["cosine"] and theirs["config"]["steps"] != made_by["config"]["steps"]:
+        changed.append("config.steps, which the cosine schedule spans,")
     if changed:
         return f"was written by another arm or other settings ({', '.join(changed)} differ)"
     if saved["step"] > made_by["config"]["steps"]:
@@ -73,22 +76,18 @@ def save_checkpoint(path: Path, model, params, optimizer, ema, state: TuneState,
         accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         scaler = accelerator.scaler  # fp16 on GPUs: the loss scale is part of the state
-        buffer = io.BytesIO()
-        torch.save(
-            {
-                "params": [p.detach() for p in params],
-                "optimizer": None if deepspeed else optimizer.state_dict(),
-                "deepspeed_tag": tag if deepspeed else None,
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "ema": ema,
-                "step": state.step,
-                "losses": state.losses,
-                "made_by": json.dumps(made_by, sort_keys=True),
-            },
-            buffer,
-        )
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(buffer.getvalue())
+        saved = {
+            "params": [p.detach() for p in params],
+            "optimizer": None if deepspeed else optimizer.state_dict(),
+            "deepspeed_tag": tag if deepspeed else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "ema": ema,
+            "step": state.step,
+            "losses": state.losses,
+            "made_by": json.dumps(made_by, sort_keys=True),
+        }
+        with atomic_path(path) as tmp:  # straight to the file: no second copy in memory
+            torch.save(saved, tmp)
         if deepspeed:  # the committed step's partitions only
             for old in folder.glob("step-*"):
                 if old.name != tag:
@@ -98,7 +97,11 @@ def save_checkpoint(path: Path, model, params, optimizer, ema, state: TuneState,
 
 def load_checkpoint(path: Path, model, params, optimizer, ema, accelerator,
                     made_by: dict) -> TuneState:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise BenchError(path, f"cannot be read ({str(err).splitlines()[0]})",
+                         "delete it to start over") from None
     problem = not_resumable(saved, made_by)
     if problem:
         raise BenchError(path, problem, "delete it to start over, or resume with its settings")
