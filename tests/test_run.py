@@ -461,6 +461,27 @@ def test_unusable_training_videos_fail_in_one_line_before_the_launch(config_file
     assert "Traceback" not in err and "FAILED" not in err  # no launcher's report
 
 
+def test_an_edited_deepspeed_config_retunes(tmp_path, monkeypatch):
+    from bench.run_cache import Checksums
+    from bench.run_config import RunConfig, TuneSettings
+    from bench.run_shard import Shard
+    from bench.stages import tune
+    from bench.stages.context import Context
+
+    config = tmp_path / "zero2.json"
+    config.write_text(tune.DEEPSPEED_CONFIG.read_text())
+    monkeypatch.setattr(tune, "DEEPSPEED_CONFIG", config)
+    run = RunConfig(arms=["exsvd", "exsvd-static-pe"], tune=TuneSettings(deepspeed=True))
+
+    def keys(memo: str) -> list[str]:
+        ctx = Context(tmp_path, run, Shard(), Checksums(tmp_path / memo))
+        return [unit.key for unit in tune.tune_units(ctx)]
+
+    before, again = keys("a"), keys("b")
+    config.write_text(config.read_text().replace('"stage": 2', '"stage": 1'))
+    assert before == again and not set(before) & set(keys("c"))
+
+
 def test_the_deepspeed_launch_names_its_shipped_config():
     from bench.run_config import TuneSettings
     from bench.stages.tune import launch_command

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.child import launch_command, run_child
+from bench.child import DEEPSPEED_CONFIG, launch_command, run_child
 from bench.run_cache import Unit, folder_stamp, read_record, unit_key
 from bench.run_config import RunConfig
 from bench.stages.context import Context, pending_units, run_units
@@ -94,6 +94,8 @@ def tune_units(ctx: Context) -> list[Unit]:
             }
             if tune.launched:
                 what["launch"] = {"processes": tune.processes, "deepspeed": tune.deepspeed}
+            if tune.deepspeed:  # an edited config (clipping, ZeRO stage) trains otherwise
+                what["launch"]["config"] = ctx.checksums.file(DEEPSPEED_CONFIG)
         key = unit_key("tune", base, asdict(get_variant(arm)), what)
         folder = ctx.path("tune", arm)
         outputs = ("unet", EMA, "training.json") + (() if released else ("loss.csv",))
