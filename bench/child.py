@@ -56,14 +56,24 @@ def run_child(command: list[str], env: dict[str, str]) -> int:
 
 def stop(process: subprocess.Popen) -> None:
     """SIGINT, up to ``STOP_SECONDS`` to stop (a launch's agent stops its workers), then
-    SIGKILL; a second Ctrl-C skips the wait."""
+    SIGKILL to it and every process under it (the workers too, in sessions of their own); a
+    second Ctrl-C skips the wait."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGINT)
     try:
         process.wait(timeout=STOP_SECONDS)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        import psutil
+
+        try:
+            under = psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            under = []
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        for child in under:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
         process.wait()
 
 

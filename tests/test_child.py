@@ -4,6 +4,7 @@ without the launcher's traceback."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -25,10 +26,19 @@ pathlib.Path(sys.argv[1], os.environ["RANK"]).write_text(str(os.getpid()))
 time.sleep(600)
 """
 
+STUCK_WORKER = """import os, pathlib, signal, sys, time
+for signum in (signal.SIGINT, signal.SIGTERM):  # as if stuck in a collective
+    signal.signal(signum, signal.SIG_IGN)
+pathlib.Path(sys.argv[1], os.environ["RANK"]).write_text(str(os.getpid()))
+time.sleep(600)
+"""
+
 PARENT = """import os, sys
+from bench import child
 from bench.__main__ import stop_as_interrupted
 from bench.child import launch_command, run_child
 stop_as_interrupted()
+child.STOP_SECONDS = float(os.environ.get("STOP_SECONDS", child.STOP_SECONDS))
 from bench.run_config import TuneSettings
 command = launch_command(TuneSettings(processes=2), "cuda") + sys.argv[1:]  # no torch import
 try:
@@ -52,15 +62,24 @@ def wait_for(condition, seconds: float) -> bool:
     return condition()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])  # Ctrl-C, terminal gone
-def test_an_interrupted_bench_stops_the_launch_and_its_workers(tmp_path, signum):
-    (tmp_path / "worker.py").write_text(WORKER)
+@pytest.mark.parametrize(
+    "signum, worker, stop_seconds",
+    [
+        (signal.SIGINT, WORKER, 60),  # Ctrl-C
+        (signal.SIGHUP, WORKER, 60),  # the terminal gone
+        (signal.SIGINT, STUCK_WORKER, 2),  # killed, workers too, once the wait is over
+    ],
+)
+def test_an_interrupted_bench_stops_the_launch_and_its_workers(tmp_path, signum, worker,
+                                                               stop_seconds):
+    (tmp_path / "worker.py").write_text(worker)
     (tmp_path / "parent.py").write_text(PARENT)
     ready = tmp_path / "ready"
     ready.mkdir()
     bench = subprocess.Popen([sys.executable, str(tmp_path / "parent.py"),
                               str(tmp_path / "worker.py"), str(ready)], cwd=ROOT,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "STOP_SECONDS": str(stop_seconds)})
     try:
         assert wait_for(lambda: len(list(ready.iterdir())) == 2, 120), "the workers never ran"
         workers = [int(path.read_text()) for path in ready.iterdir()]
