@@ -92,13 +92,28 @@ def test_a_checkpoint_of_another_arm_or_settings_is_refused(base, tmp_path):
     assert json.loads((tmp_path / "training.json").read_text())["steps_done"] == CONFIG.steps
 
 
-def test_every_arm_gets_the_same_data_and_noise(base):
-    clips = synthetic_clips(FRAMES, SIZE, 2)
-    first = clips(5, torch.Generator().manual_seed(CONFIG.seed * 1_000_003 + 5))
-    again = clips(5, torch.Generator().manual_seed(CONFIG.seed * 1_000_003 + 5))
-    other = clips(6, torch.Generator().manual_seed(CONFIG.seed * 1_000_003 + 6))
-    assert first.shape == (2, FRAMES, SIZE, SIZE, 3)
-    assert (first == again).all() and not (first == other).all()
+def test_every_arm_draws_the_same_clips_with_the_same_noise(base, tmp_path):
+    from dataclasses import replace
+
+    plain, drawn = synthetic_clips(FRAMES, SIZE, 1), {}
+
+    def recorded(arm):
+        def clips(step, generator):  # the generator then draws the step's training noise
+            state = generator.get_state().clone()
+            batch = plain(step, generator)
+            drawn.setdefault(arm, []).append((step, state, batch))
+            return batch
+
+        return clips
+
+    for arm in ("exsvd", "exsvd-cyclic-pe"):
+        post_tune(arm_unet(base, arm), base, recorded(arm), replace(CONFIG, steps=2),
+                  tmp_path / arm, progress=False)
+    first, second = drawn.values()
+    assert [step for step, *_ in first] == [0, 1]
+    for (step, state, clips), theirs in zip(first, second, strict=True):
+        assert step == theirs[0] and torch.equal(state, theirs[1]) and (clips == theirs[2]).all()
+    assert not (first[0][2] == first[1][2]).all()  # each step its own clips
 
 
 def test_arms_sharing_encoded_clips_encode_each_step_once_and_train_as_alone(base, tmp_path):
