@@ -154,6 +154,9 @@ def test_encoded_clips_keep_up_to_their_budget_and_serve_one_pipeline(base, tmp_
         post_tune(arm_unet(base), base, source, CONFIG, tmp_path / out, stop_after=1,
                   progress=False)
     assert one_batch.kept_bytes > 0 and only_run.kept_bytes == 0  # no later run to read it
+    (batch, after), = one_batch._kept.values()  # the batch and the generator state after it
+    tensors = (batch.latents, batch.condition_latent, batch.image_embeds, batch.added_time_ids)
+    assert one_batch.kept_bytes == sum(t.nbytes for t in tensors) + after.nbytes
     # by default a quarter of the RAM available: here room for step 0 only
     available = types.SimpleNamespace(available=4 * one_batch.kept_bytes + 3)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: available)

@@ -150,16 +150,17 @@ class EncodedClips:
         if key in self._kept:
             if last:
                 batch, after = self._kept.pop(key)
-                self.kept_bytes -= _nbytes(batch)
+                self.kept_bytes -= _nbytes(batch) + after.numel()
             else:
                 batch, after = self._kept[key]
             generator.set_state(after)
             return Batch(*(t.to(pipeline.vae.device, copy=True) for t in _tensors(batch)))
         batch = encode_clips(pipeline, self.clips(step, generator), config, generator)
-        size = _nbytes(batch)
+        after = generator.get_state()  # uint8: a byte an element
+        size = _nbytes(batch) + after.numel()
         if not last and self.kept_bytes + size <= self.max_bytes:
             kept = Batch(*(t.to("cpu", copy=True) for t in _tensors(batch)))
-            self._kept[key] = (kept, generator.get_state())
+            self._kept[key] = (kept, after)
             self.kept_bytes += size
         return batch
 
