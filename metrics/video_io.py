@@ -254,6 +254,8 @@ def _read_av(p: Path, source: str) -> Video:
         if not container.streams.video:
             raise VideoInputError(source, "has no video stream", fix)
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a file cut before the codec's parameters
+            raise VideoInputError(source, "its video stream has no codec parameters", fix)
         # Default (slice) threading: frame threading ("AUTO") hides errors of truncated files.
         is_gif = p.suffix.lower() == ".gif" or stream.codec_context.name == "gif"
         packets = 0

@@ -77,3 +77,23 @@ def test_the_runs_clips_keep_ram_only_for_a_process_with_later_arms(tmp_path, mo
         shared = training_clips(config, runs=3)
         assert (shared.max_bytes, shared.runs_left) == (2000, 3)
         assert training_clips(config).max_bytes == 0
+
+
+def test_a_video_damaged_past_the_up_front_check_is_skipped_when_drawn(tmp_path, capsys):
+    write_video(tmp_path / "ok.mp4", make_video("pan", frames=16, size=(64, 64), seed=1).frames)
+    write_video(tmp_path / "bad.mp4", make_video("pan", frames=16, size=(64, 64), seed=2).frames)
+    data = bytearray((tmp_path / "bad.mp4").read_bytes())
+    middle = int(len(data) * 0.7)  # packets intact, their payload not: decoding fails
+    data[middle : middle + 200] = np.random.default_rng(0).integers(0, 256, 200, np.uint8).tobytes()
+    (tmp_path / "bad.mp4").write_bytes(bytes(data))
+    clips = VideoFolderClips(tmp_path, frames=8, size=32, batch_size=2)
+    assert clips.skipped == {}  # its packets are all there
+    batches = [clips(step, torch.Generator().manual_seed(step)) for step in range(4)]
+    assert list(clips.skipped) == [str(tmp_path / "bad.mp4")]
+    assert capsys.readouterr().err.count("training video skipped") == 1
+    again = VideoFolderClips(tmp_path, frames=8, size=32, batch_size=2)  # a resume draws alike
+    for step, batch in enumerate(batches):
+        assert (again(step, torch.Generator().manual_seed(step)) == batch).all()
+    (tmp_path / "ok.mp4").unlink()
+    with pytest.raises(BenchError, match="every usable training video failed to decode"):
+        VideoFolderClips(tmp_path, frames=8, size=32)(0, torch.Generator().manual_seed(0))

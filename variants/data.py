@@ -1,11 +1,13 @@
 """Training clips from a folder of videos, checked up front: bad or too-short files are skipped
 and reported, never fatal; a folder with nothing usable is a one-line error before any compute.
+A file damaged past what the check reads is skipped when a step fails to decode it.
 
 Only each file's length is read up front (video containers are demuxed, not decoded); a step
 decodes the frames of its own clip, so memory does not grow with the data set."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,13 +68,26 @@ class VideoFolderClips:
 
     def __call__(self, step: int, generator: torch.Generator) -> np.ndarray:
         clips = []
-        for _ in range(self.batch_size):
+        while len(clips) < self.batch_size:
             path, length = self._videos[
                 int(torch.randint(len(self._videos), (1,), generator=generator))
             ]
             start = int(torch.randint(length - self.frames + 1, (1,), generator=generator))
-            clips.append(_square(read_clip(path, start, self.frames), self.size))
+            try:
+                clips.append(_square(read_clip(path, start, self.frames), self.size))
+            except BenchError as err:  # damage past what the up-front check reads: draw again
+                self._damaged(path, err)
         return np.stack(clips)
+
+    def _damaged(self, path: Path, err: BenchError) -> None:
+        """Skip a video that fails to decode (said once; drawn again, it fails again, so every
+        run and resume draws the same clips); fatal only when none is left."""
+        if str(path) not in self.skipped:
+            self.skipped[str(path)] = err.problem
+            print(f"warning: training video skipped: {err}", file=sys.stderr)
+        if all(str(p) in self.skipped for p, _ in self._videos):
+            raise BenchError(self.folder, "every usable training video failed to decode",
+                             "check the videos (re-export them) and resume")
 
 
 def frame_count(path: Path) -> int:
@@ -107,18 +122,22 @@ def read_clip(path: Path, start: int, count: int) -> np.ndarray:
         frames = read_video(path).frames[start : start + count]
     else:
         kept = []
-        with av.open(str(path)) as container:
-            for index, frame in enumerate(container.decode(video=0)):
-                if index >= start:
-                    kept.append(frame.to_ndarray(format="rgb24"))
-                if len(kept) == count:
-                    break
+        try:
+            with av.open(str(path)) as container:
+                for index, frame in enumerate(container.decode(video=0)):
+                    if index >= start:
+                        kept.append(frame.to_ndarray(format="rgb24"))
+                    if len(kept) == count:
+                        break
+        except (av.FFmpegError, OSError) as err:
+            raise BenchError(path, f"decoding failed after {len(kept)} of the {count} frames "
+                             f"from {start} ({err})", "re-export the video") from None
         if len({frame.shape for frame in kept}) > 1:
             raise BenchError(path, "changes frame size mid-video", "re-encode it at one size")
         frames = np.stack(kept) if kept else np.empty((0, 0, 0, 3), np.uint8)
     if len(frames) < count:
         raise BenchError(path, f"decoded {len(frames)} of the {count} frames from {start}",
-                         "remove the damaged video from the training folder and resume")
+                         "re-export the video")
     return frames
 
 
