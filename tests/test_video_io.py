@@ -482,6 +482,16 @@ def test_truncated_mp4_without_index(tmp_path):
     check_error(info.value, cut, "cannot open as video")
 
 
+def test_an_mp4_cut_anywhere_is_a_one_line_error(tmp_path):
+    """Some cuts leave the stream without its codec parameters (an AttributeError once)."""
+    data = write_video(tmp_path / "clip.mp4", gradient(t=8), fps=8).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    for end in range(8, len(data) - 8, 5):
+        cut.write_bytes(data[:end])
+        with pytest.raises(VideoInputError):
+            read_video(cut)
+
+
 def mjpeg_avi(path: Path, sizes: list[tuple[int, int]]) -> Path:
     """An AVI whose MJPEG frames have the given (H, W) sizes (none: an empty video stream)."""
     with av.open(str(path), "w") as container:
