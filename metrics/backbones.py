@@ -67,7 +67,14 @@ class ClipEncoder:
             else _user_checkpoint(model, weights, allow_random)
         )
         torch.manual_seed(0)
-        self.model = open_clip.create_model(model, pretrained=str(found.path) if found else None)
+        pretrained = str(found.path) if found else None
+        try:
+            self.model = open_clip.create_model(model, pretrained=pretrained)
+        except Exception as err:  # a damaged or foreign file: safetensors, pickle, key errors
+            reason = f"{type(err).__name__}: {err}".splitlines()[0]
+            raise BenchError(found.path if found else model, f"cannot be loaded as open_clip "
+                             f"{model} weights ({reason})", "re-download it or give another "
+                             "file (--clip-weights or $EXSVD_WEIGHTS_CLIP_VIT_B32)") from None
         self.model = self.model.eval().to(device)
         self.tokenizer = open_clip.get_tokenizer(model)
         self.size = self.model.visual.image_size

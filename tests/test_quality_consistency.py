@@ -339,6 +339,18 @@ def test_another_clip_model_needs_its_own_checkpoint(monkeypatch, tmp_path):
         ClipEncoder("cpu", "ViT-S-32", weights=str(tmp_path / "s32.bin"))
 
 
+@pytest.mark.parametrize("content", [b"not safetensors", b"\x80\x02not a pickle"])
+def test_a_damaged_clip_checkpoint_is_a_one_line_error(tmp_path, content):
+    from metrics.backbones import ClipEncoder
+    from metrics.errors import BenchError
+
+    damaged = tmp_path / ("clip.safetensors" if b"safe" in content else "clip.bin")
+    damaged.write_bytes(content)
+    with pytest.raises(BenchError, match=r"cannot be loaded as open_clip ViT-B-32") as info:
+        ClipEncoder("cpu", weights=str(damaged))
+    assert str(info.value).startswith(str(damaged)) and "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("length", [2, 4, 9, 50, 400])
 def test_slope_metrics_declare_the_range_their_values_can_reach(length):
     """A step from the bottom to the top of a curve's range is the steepest least-squares
