@@ -116,6 +116,14 @@ def test_missing_base_model_is_a_clear_error(tmp_path):
         load_base_pipeline(str(tmp_path / "no-such-model"))
 
 
+def test_a_damaged_base_model_folder_is_named_with_what_failed(base, tmp_path):
+    base.save_pretrained(tmp_path / "model")
+    weights = tmp_path / "model" / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(BenchError, match=r"model: cannot be loaded as an SVD pipeline \(OSError"):
+        load_base_pipeline(str(tmp_path / "model"))
+
+
 def test_a_generation_dtype_other_than_the_base_pipelines_is_refused(base):
     from dataclasses import replace
 

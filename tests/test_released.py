@@ -85,3 +85,12 @@ def test_svd_xt_block_map_matches_diffsynth_channel_order():
     channels = [modules[p].in_channels for p in _transformer_prefixes(unet)]
     assert channels == [320, 320, 640, 640, 1280, 1280, 1280, 1280, 1280, 1280,
                         640, 640, 640, 320, 320, 320]
+
+
+def test_a_damaged_released_checkpoint_is_a_one_line_error(tmp_path):
+    from bench.stages.tune import save_released
+
+    damaged = tmp_path / "ExVideo-SVD-128f-v1.safetensors"
+    damaged.write_bytes(b"not safetensors")
+    with pytest.raises(BenchError, match=r"cannot be read as safetensors .*download ExVideo"):
+        save_released(None, damaged, tmp_path / "tune")

@@ -45,6 +45,11 @@ def load_base_pipeline(source: str = SVD_XT, dtype: torch.dtype = torch.float32)
             source, dtype=dtype, local_files_only=True
         )
     except (OSError, ValueError) as err:
+        if Path(source).is_dir():  # there, but damaged or incomplete
+            reason = f"{type(err).__name__}: {err}".splitlines()[0]
+            raise BenchError(source, f"cannot be loaded as an SVD pipeline ({reason})",
+                             "give a complete pipeline folder (save_pretrained), or download "
+                             "it again") from None
         raise BenchError(
             source,
             f"base SVD pipeline not found as a folder or in the Hugging Face cache "

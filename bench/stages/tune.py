@@ -251,12 +251,18 @@ def conditioning(config: RunConfig) -> dict:
 
 def save_released(unet, path: Path, folder: Path) -> None:
     """ExVideo's released tensors loaded into the exsvd arm, saved as a tuned arm would be."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from variants import set_trainable
     from variants.released import load_released
 
-    loaded = load_released(unet, load_file(path))
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError) as err:
+        raise BenchError(path, f"cannot be read as safetensors ({err})",
+                         "download ExVideo's released checkpoint again") from None
+    loaded = load_released(unet, tensors)
     for name in ("unet", "unet_ema"):
         unet.save_pretrained(folder / name)
     record = {
