@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -30,11 +31,24 @@ def check_at_least(flag: str, value: float, low: float) -> None:
         raise BenchError(flag, f"must be >= {low}, got {value}", f"use {low} or more")
 
 
-def check_device(device: str) -> str:
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot run here (the tools run on cpu, cuda or cuda:N), or None."""
     import torch
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BenchError(device, "CUDA is not available on this machine", "use --device cpu")
+    if device == "cpu":
+        return None
+    if not re.fullmatch(r"cuda(:\d+)?", device):
+        return "not a device the tools run on"
+    if not torch.cuda.is_available():
+        return "CUDA is not available on this machine"
+    index, visible = int(device.partition(":")[2] or 0), torch.cuda.device_count()
+    return f"only {visible} GPUs visible" if index >= visible else None
+
+
+def check_device(device: str) -> str:
+    problem = device_problem(device)
+    if problem:
+        raise BenchError(device, problem, "use --device cpu, cuda or cuda:N")
     return device
 
 

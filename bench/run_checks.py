@@ -90,7 +90,7 @@ class Checker:
         return str(path.resolve())
 
     def device(self, name: Name, device: str) -> None:
-        import torch
+        from bench.common import device_problem
 
         self.require(
             self.launched == 1 or not device.startswith("cuda:"),
@@ -98,8 +98,8 @@ class Checker:
             f"{device} under a launch of {self.launched} processes, which take one GPU each",
             "use cuda (process N runs on cuda:<its local rank>)",
         )
-        cuda = device.startswith("cuda")
-        self.require(not cuda or torch.cuda.is_available(), name, "no CUDA here", "use cpu")
+        problem = device_problem(device)
+        self.require(problem is None, name, f"{device}: {problem}", "use cpu, cuda or cuda:N")
 
 
 def _model(check: Checker, model: ModelSettings, arms: list[str]) -> ModelSettings:
@@ -278,6 +278,14 @@ def _generation(check: Checker, generation: GenerationSettings) -> GenerationSet
         "list each seed once",
     )
     check.at_least(generation, "generation", ("steps", "decode_chunk", "fps_id"), 1)
+    check.at_least(generation, "generation", ("min_guidance", "motion_bucket", "noise_aug"), 0)
+    check.require(
+        generation.min_guidance <= generation.max_guidance,
+        ("generation", "min_guidance"),
+        f"min_guidance {generation.min_guidance} > max_guidance {generation.max_guidance} (the "
+        "guidance rises from the first frame's to the last's)",
+        "set min_guidance <= max_guidance",
+    )
     check.require(generation.output_fps > 0, ("generation", "output_fps"), "not > 0", "use 8")
     return generation
 

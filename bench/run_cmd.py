@@ -125,7 +125,7 @@ def warn_budget_overridden(config, budget: str) -> None:
 def flags(args: argparse.Namespace) -> dict:
     """The dedicated flags as settings (they override --config and --set)."""
     given = {}
-    if args.variants:
+    if args.variants is not None:  # --variants '' is an error, not the config's arms
         given[("", "arms")] = (args.variants, "--variants")
     if args.budget:
         given[("tune", "budget")] = (args.budget, "--budget")

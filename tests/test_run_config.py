@@ -119,6 +119,11 @@ def test_bad_config_is_one_line_and_exit_2(case, model_dir, tmp_path, capsys):
         (["--set", "model.size"], "not section.key=value"),
         (["--set", "generation.steps=many"], "--set generation.steps: generation.steps = 'many'"),
         (["--config", "missing.toml"], "missing.toml: cannot read the config"),
+        (["--device", "mps"], "--device: mps: not a device the tools run on"),
+        (["--variants", ""], "--variants"),
+        (["--set", "generation.min_guidance=5.0"], "min_guidance 5.0 > max_guidance 3.0"),
+        (["--set", "generation.noise_aug=-1.0"], "noise_aug = -1.0 < 0"),
+        (["--set", "generation.motion_bucket=-5"], "motion_bucket = -5 < 0"),
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(argv, needle, model_dir, tmp_path, capsys):
