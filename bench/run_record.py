@@ -46,8 +46,9 @@ def check_run_dir(run_dir: Path, config: RunConfig, *, resume: bool, force: bool
     path = run_dir / "run.json"
     if path.is_file():
         old = read_record(path)
-        if old is None and not force:
-            raise BenchError(path, "unreadable", "pass --force to start the run over it")
+        if old is None and not (resume or force):
+            raise BenchError(path, "unreadable", "pass --resume to write it anew (what is cached "
+                             "under these settings is kept), or choose another --out")
         if old and old.get("config_hash") != config.digest() and not (resume or force):
             raise BenchError(
                 run_dir,

@@ -57,9 +57,10 @@ def run_fetch(args: argparse.Namespace) -> int:
     from metrics.errors import BenchError
     from metrics.weights import WEIGHTS, get_spec, resolve
 
+    for name in args.names:  # 'all' beside an unknown name is a typo too
+        if name != "all":
+            get_spec(name)
     names = list(WEIGHTS) if "all" in args.names else args.names
-    for name in names:
-        get_spec(name)
     os.environ.pop("EXSVD_OFFLINE", None)
     failed = 0
     for name in names:

@@ -255,3 +255,15 @@ def test_a_run_json_without_a_config_is_not_a_traceback(tmp_path, capsys):
     (run / "run.json").write_text('{"finished": null}')
     assert main(["run", "--out", str(run), "--set", "model.size=40"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_unreadable_run_json_says_how_to_go_on(model_dir, tmp_path, capsys):
+    from bench.run_record import check_run_dir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{cut sh")
+    assert main(["run", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run.json: unreadable; pass --resume" in err, err
+    check_run_dir(run, load_config(None), resume=True, force=False)  # what it says works
