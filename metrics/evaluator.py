@@ -292,7 +292,7 @@ class Evaluator:
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 [T, H, W, 3] -> uint8 [T, *size, 3], bicubic with antialiasing."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    tensor = torch.as_tensor(np.array(frames)).permute(0, 3, 1, 2).float()  # read-only ok
     tensor = F.interpolate(tensor, size=size, mode="bicubic", align_corners=False, antialias=True)
     return tensor.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 

@@ -368,3 +368,16 @@ def test_slope_metrics_declare_the_range_their_values_can_reach(length):
                        ("lpips_condition_slope", 1), ("clip_iqa_drift", 1)):
         low, high = create_metric(name).info.value_range
         assert low <= -span * steepest and span * steepest <= high, name
+
+
+def test_resizing_read_only_frames_warns_nothing():
+    """Frames read from a file are read-only arrays; torch warned about it on every resize."""
+    import warnings
+
+    from metrics.evaluator import resize_frames
+
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    frames.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resize_frames(frames, (4, 6)).shape == (2, 4, 6, 3)
