@@ -22,7 +22,22 @@ def check_table_path(path: str | None) -> Path | None:
         raise BenchError(out, "unsupported output type", "use a .csv or .parquet file name")
     if out.exists() and out.is_dir():
         raise BenchError(out, "is a folder", "give a file name ending in .csv or .parquet")
+    check_writable(out.parent)
     return out
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if need be and write a file in it, before any compute, so that a path
+    that cannot take the results fails now rather than after the work."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise BenchError(folder, f"cannot be written ({err.strerror or err})",
+                         "choose a folder you can write to") from None
 
 
 def check_at_least(flag: str, value: float, low: float) -> None:

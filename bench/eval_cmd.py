@@ -189,14 +189,17 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # keep what was computed: write the videos finished so far
         print(f"interrupted after {len(rows)} of {len(inputs)} videos; writing those",
               file=sys.stderr)
-        report(rows, series, evaluator, out, series_out)
+        report(rows, series, evaluator, partial(out), partial(series_out))
         return 130
     except Exception:  # a bug, not bad input: keep the finished videos, then show the traceback
         print(f"unexpected failure after {len(rows)} of {len(inputs)} videos; writing those",
               file=sys.stderr)
-        report(rows, series, evaluator, out, series_out)
+        report(rows, series, evaluator, partial(out), partial(series_out))
         raise
     report(rows, series, evaluator, out, series_out)
+    for written in (out, series_out):  # a complete table replaces an earlier partial one
+        if written:
+            partial(written).unlink(missing_ok=True)
     report_set(evaluator, set_out)
     for line in dict.fromkeys(problems):  # one line per problem, not per metric it stopped
         print(f"error: {line}", file=sys.stderr)
@@ -311,7 +314,14 @@ def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None
             )
 
 
+def partial(path: Path | None) -> Path | None:
+    """Where an interrupted or failed evaluation writes what it finished: beside ``path``,
+    never over a complete table an earlier run wrote there."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}") if path else None
+
+
 def report(rows, series, evaluator, out, series_out) -> None:
+    """Print the table (first: a write that fails keeps it on screen), then write it."""
     import pandas as pd
 
     from bench.common import write_table
@@ -319,10 +329,6 @@ def report(rows, series, evaluator, out, series_out) -> None:
     if not rows:
         return
     table = pd.DataFrame(rows)
-    if out:
-        write_table(table, out)
-    if series_out:
-        write_table(pd.DataFrame(series, columns=["video", "metric", "index", "value"]), series_out)
     shown = table[["video", *[n for n in evaluator.names if n in table]]].copy()
     shown["video"] = shown["video"].map(lambda p: Path(p).name)
     for name in evaluator.unavailable:
@@ -332,7 +338,12 @@ def report(rows, series, evaluator, out, series_out) -> None:
         if key.endswith("_weights") or key in ("flow_backend", "device"):
             print(f"{key}: {label}")
     if out:
-        print(f"wrote {out}" + (f" and {series_out}" if series_out else ""))
+        write_table(table, out)
+    if series_out:
+        write_table(pd.DataFrame(series, columns=["video", "metric", "index", "value"]), series_out)
+    written = [str(path) for path in (out, series_out) if path]
+    if written:
+        print(f"wrote {' and '.join(written)}")
 
 
 def report_set(evaluator, set_out) -> None:
@@ -349,6 +360,9 @@ def report_set(evaluator, set_out) -> None:
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     if not results:
+        if set_out:
+            print(f"note: no set-level metric was computed (--metrics); {set_out} not written",
+                  file=sys.stderr)
         return
     print("set-level: " + ", ".join(f"{k} {_fmt(v)}" for k, v in results.items()))
     if set_out:

@@ -65,6 +65,7 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.common import check_writable
     from bench.run_cache import Checksums
     from bench.run_record import check_run_dir, mark_finished, write_run_json
     from bench.run_settings import load_config
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out or Path("runs") / (config_path.stem if config_path else "default"))
     first = min((STAGES.index(stage) for stage in args.force), default=len(STAGES))
     check_run_dir(run_dir, config, resume=args.resume, force=bool(args.force))
+    check_writable(run_dir)
     plan = plan_metrics(config.evaluate)
     shard = Shard.launched(cpu=config.model.device == "cpu")
     ctx = Context(

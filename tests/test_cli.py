@@ -470,12 +470,18 @@ def stop_on_third(monkeypatch, tmp_path, clip, exception):
     monkeypatch.setattr(Evaluator, "__call__", fail_on_third)
 
 
-def test_ctrl_c_keeps_the_videos_already_scored(tmp_path, clip, capsys, monkeypatch):
+def test_ctrl_c_keeps_the_videos_already_scored_beside_the_table(
+    tmp_path, clip, capsys, monkeypatch
+):
     stop_on_third(monkeypatch, tmp_path, clip, KeyboardInterrupt)
-    out = tmp_path / "t.csv"
+    out, partial = tmp_path / "t.csv", tmp_path / "t.partial.csv"
+    out.write_text("video\nof an earlier, complete run\n")  # never replaced by a partial table
     code, _, err = run_cli(capsys, tmp_path, "--metrics", "warping_error", "--out", out)
     assert code == 130 and "interrupted after 2 of 3 videos" in err
-    assert len(pd.read_csv(out)) == 2
+    assert len(pd.read_csv(partial)) == 2 and "earlier, complete" in out.read_text()
+    monkeypatch.undo()
+    code, _, _ = run_cli(capsys, tmp_path, "--metrics", "warping_error", "--out", out)
+    assert code == 0 and len(pd.read_csv(out)) == 3 and not partial.exists()
 
 
 def test_a_crash_keeps_the_videos_already_scored_and_shows_the_bug(
@@ -486,4 +492,40 @@ def test_a_crash_keeps_the_videos_already_scored_and_shows_the_bug(
     with pytest.raises(RuntimeError, match="a bug"):
         run_cli(capsys, tmp_path, "--metrics", "warping_error", "--out", out)
     assert "failure after 2 of 3 videos" in capsys.readouterr().err
-    assert len(pd.read_csv(out)) == 2
+    assert len(pd.read_csv(tmp_path / "t.partial.csv")) == 2 and not out.exists()
+
+
+def test_an_output_that_cannot_be_written_fails_before_any_video_is_scored(
+    tmp_path, clip, capsys, monkeypatch
+):
+    from metrics import Evaluator
+
+    np.save(tmp_path / "v.npy", clip)
+    (tmp_path / "afile").write_text("a file, not a folder")
+    monkeypatch.setattr(Evaluator, "__call__", lambda *a, **k: pytest.fail("scored first"))
+    for flag in ("--out", "--series-out", "--set-out"):
+        code, _, err = run_cli(capsys, tmp_path / "v.npy", flag, tmp_path / "afile" / "t.csv")
+        assert code == 2 and error_lines(err) == [f"error: {tmp_path / 'afile'}: cannot be "
+                                                  "written (File exists); choose a folder you "
+                                                  "can write to"], err
+
+
+def test_set_out_without_a_set_level_metric_says_so(tmp_path, clip, capsys):
+    np.save(tmp_path / "v.npy", clip)
+    series = tmp_path / "s.csv"
+    code, out, err = run_cli(capsys, tmp_path / "v.npy", "--metrics", "warping_error",
+                             "--series-out", series, "--set-out", tmp_path / "set.csv")
+    assert code == 0 and f"wrote {series}" in out
+    assert "no set-level metric was computed" in err and not (tmp_path / "set.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["eval", "x.npy", "--device", "foo"], "foo: not a device the tools run on"),
+        (["weights", "fetch", "all", "nope"], "nope: unknown weights"),
+    ],
+)
+def test_a_typo_beside_valid_arguments_is_an_error(argv, needle, capsys):
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err
