@@ -27,10 +27,13 @@ def check_table_path(path: str | None) -> Path | None:
 
 
 def check_writable(folder: Path) -> None:
-    """Create ``folder`` if need be and write a file in it, before any compute, so that a path
-    that cannot take the results fails now rather than after the work."""
+    """Write a file in ``folder`` (made for the test and removed again if missing), before any
+    compute, so that a path that cannot take the results fails now rather than after the
+    work."""
+    import shutil
     import tempfile
 
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -38,6 +41,9 @@ def check_writable(folder: Path) -> None:
     except OSError as err:
         raise BenchError(folder, f"cannot be written ({err.strerror or err})",
                          "choose a folder you can write to") from None
+    finally:
+        if missing and missing[-1].is_dir():
+            shutil.rmtree(missing[-1], ignore_errors=True)
 
 
 def check_at_least(flag: str, value: float, low: float) -> None:

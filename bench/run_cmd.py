@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.run_shard import Shard
     from bench.stages.context import Context
     from bench.stages.evaluate import plan_metrics
-    from bench.stages.inputs import model_key
+    from bench.stages.inputs import model_key, samples
     from bench.stages.tune import check_not_nested
 
     config_path = Path(args.config) if args.config else None
@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         frozenset(STAGES[first:]),
     )
     ctx.model_key = model_key(ctx)
+    samples(ctx)  # a conditions folder without videos: refused before run.json pins the config
     if shard.is_main:
         announce(ctx, plan)
     shard.barrier()

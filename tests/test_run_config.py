@@ -267,3 +267,14 @@ def test_an_unreadable_run_json_says_how_to_go_on(model_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "run.json: unreadable; pass --resume" in err, err
     check_run_dir(run, load_config(None), resume=True, force=False)  # what it says works
+
+
+def test_a_conditions_folder_without_videos_fails_before_the_run_starts(
+    model_dir, tmp_path, capsys
+):
+    (tmp_path / "conditions").mkdir()
+    source = f"conditions.source='{tmp_path / 'conditions'}'"
+    assert main(["run", "--out", str(tmp_path / "run" / "a"), "--set", source]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "conditions: no videos found" in err, err
+    assert not (tmp_path / "run").exists()  # no run.json pinning the mistaken config
