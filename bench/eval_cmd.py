@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -160,8 +161,14 @@ def run(args: argparse.Namespace) -> int:
             "one reference video for several inputs",
             "give a folder with one reference per video name",
         )
+    patterns = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if not patterns:
+        raise BenchError("--metrics", "names no metric", "give names or wildcards, e.g. '*'")
+    if args.flow_weights and args.flow == "dis":
+        raise BenchError("--flow-weights", "is for RAFT, and --flow dis uses no weights",
+                         "drop --flow-weights, or use --flow raft_large / raft_small / auto")
     evaluator = Evaluator(
-        [m.strip() for m in args.metrics.split(",") if m.strip()],
+        patterns,
         flow=args.flow,
         device=args.device,
         flow_weights=args.flow_weights,
@@ -174,10 +181,10 @@ def run(args: argparse.Namespace) -> int:
         with_prompt=bool(args.prompt),
         resize_reference=args.resize_reference,
     )
-    named = {m.strip() for m in args.metrics.split(",")}
-    asked = [name for name in evaluator.unavailable if name in named]
+    asked = [name for name in evaluator.unavailable if name in patterns]
     if asked:  # named on purpose, not caught by a wildcard: a setup error, like its input
-        raise BenchError(", ".join(asked), f"unavailable: {evaluator.unavailable[asked[0]]}")
+        reason = re.sub(r"; [^;]*the other metrics still run$", "", evaluator.unavailable[asked[0]])
+        raise BenchError(", ".join(asked), f"unavailable: {reason}")
     by_reason: dict[str, list[str]] = {}
     for name, reason in evaluator.unavailable.items():
         by_reason.setdefault(reason, []).append(name)

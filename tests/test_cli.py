@@ -185,6 +185,9 @@ def test_grey_input_is_converted_and_said_so(tmp_path, clip, capsys):
         (["--out", "table.xlsx"], "use a .csv or .parquet"),
         (["--device", "cuda"], "use --device cpu"),
         (["--batch-size", "0"], "must be >= 1"),
+        (["--metrics", ","], "--metrics: names no metric"),
+        (["--flow-weights", "raft.pth"], "--flow-weights: is for RAFT"),
+        (["--metrics", "clip_condition"], "clip_condition: unavailable: clip_vit_b32"),
     ],
 )
 def test_setup_mistakes_fail_before_compute(tmp_path, clip, capsys, argv, needle):
@@ -194,6 +197,7 @@ def test_setup_mistakes_fail_before_compute(tmp_path, clip, capsys, argv, needle
         pytest.skip("this machine has CUDA")
     assert code == 2
     assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "still run" not in err  # nothing runs
 
 
 def test_raft_without_weights_is_a_clear_setup_error(tmp_path, clip, capsys):
