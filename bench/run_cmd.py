@@ -242,3 +242,19 @@ def summarize(ctx, clock: Clock) -> None:
         "summary.csv, paired.csv)"
     )
     print(f"report   {ctx.path('report', 'index.html')}")
+    for line in failures(ctx.path("results", "per_video.parquet")):
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def failures(per_video: Path) -> list[str]:
+    """One line per metric that failed on some videos (the report lists them too)."""
+    import pandas as pd
+
+    table = pd.read_parquet(per_video, columns=["metric", "status", "detail"])
+    lines = []
+    for metric, rows in table.groupby("metric", sort=False):
+        failed = rows[rows["status"] == "error"]
+        if len(failed):
+            lines.append(f"{metric} failed on {len(failed)} of {len(rows)} videos "
+                         f"({failed['detail'].iloc[0]}); see results/per_video.csv")
+    return lines

@@ -278,3 +278,18 @@ def test_a_conditions_folder_without_videos_fails_before_the_run_starts(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "conditions: no videos found" in err, err
     assert not (tmp_path / "run").exists()  # no run.json pinning the mistaken config
+
+
+def test_metrics_that_failed_on_some_videos_are_said_at_the_end(tmp_path):
+    import pandas as pd
+
+    from bench.run_cmd import failures
+
+    table = pd.DataFrame({
+        "metric": ["psnr", "psnr", "warping_error", "warping_error", "ssim"],
+        "status": ["ok", "ok", "error", "error", "unavailable"],
+        "detail": ["", "", "frames below 16 px", "frames below 16 px", "no weights"],
+    })
+    table.to_parquet(tmp_path / "per_video.parquet")
+    assert failures(tmp_path / "per_video.parquet") == [
+        "warping_error failed on 2 of 2 videos (frames below 16 px); see results/per_video.csv"]
