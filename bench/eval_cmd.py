@@ -151,6 +151,14 @@ def run(args: argparse.Namespace) -> int:
             inputs.extend(find_videos(path))
         except BenchError as err:
             problems.append(str(err))
+    first: dict[Path, Path] = {}
+    for path in inputs:
+        first.setdefault(path.resolve(), path)
+    twice = len(inputs) - len(first)
+    if twice:  # named twice (a file and its folder): one row each
+        print(f"note: {twice} video{'s' * (twice > 1)} given more than once; scored once",
+              file=sys.stderr)
+        inputs = list(first.values())
     if not inputs:  # nothing to score: say why before any weights are resolved
         for line in problems:
             print(f"error: {line}", file=sys.stderr)

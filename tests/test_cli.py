@@ -533,3 +533,12 @@ def test_set_out_without_a_set_level_metric_says_so(tmp_path, clip, capsys):
 def test_a_typo_beside_valid_arguments_is_an_error(argv, needle, capsys):
     assert main(argv) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_a_video_named_twice_is_scored_once(tmp_path, clip, capsys):
+    np.save(tmp_path / "v.npy", clip)
+    out = tmp_path / "t.csv"
+    code, _, err = run_cli(capsys, tmp_path / "v.npy", tmp_path, "--metrics",
+                           "frame_diff_flicker", "--out", out)
+    assert code == 0 and len(pd.read_csv(out)) == 1
+    assert "note: 1 video given more than once; scored once" in err
