@@ -100,6 +100,12 @@ def add_parser(commands) -> None:
         help="write set-level results (FVD: whole, early, late) to FILE.csv|.parquet",
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run: score only the videos missing from the partial "
+        "table it left beside --out (the same settings, checked)",
+    )
+    parser.add_argument(
         "--list-metrics",
         action="store_true",
         help="list the metrics with direction and unit, then exit",
@@ -130,8 +136,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.paths:
         raise BenchError("eval", "no PATH given", "name video files or folders to score")
     from bench.common import check_at_least, check_device, check_table_path
+    from bench.eval_partial import clear, keep, partial, resumed
 
     out = check_table_path(args.out)
+    if args.resume and not out:
+        raise BenchError("--resume", "continues the table of --out", "give the --out it had")
     series_out = check_table_path(args.series_out)
     set_out = check_table_path(args.set_out)
     check_at_least("--batch-size", args.batch_size, 1)
@@ -198,23 +207,27 @@ def run(args: argparse.Namespace) -> int:
         by_reason.setdefault(reason, []).append(name)
     for reason, names in by_reason.items():
         print(f"warning: {', '.join(names)} unavailable: {reason}", file=sys.stderr)
-    rows, series = [], []
+    rows, series = resumed(args, out, series_out, inputs) if args.resume else ([], [])
+    done = {row["video"] for row in rows}
+    todo = [path for path in inputs if str(path) not in done]
+    if done:
+        print(f"resuming: {len(done)} videos scored before, {len(todo)} to go", file=sys.stderr)
+    elif out and partial(out).is_file() and not args.resume:
+        print(f"note: {partial(out)} holds the videos an interrupted run finished; --resume "
+              "scores only the rest", file=sys.stderr)
     try:
-        evaluate_all(evaluator, inputs, problems, args, rows, series, condition)
-    except KeyboardInterrupt:  # keep what was computed: write the videos finished so far
-        print(f"interrupted after {len(rows)} of {len(inputs)} videos; writing those",
-              file=sys.stderr)
+        evaluate_all(evaluator, todo, problems, args, rows, series, condition)
+    except (KeyboardInterrupt, Exception) as err:  # keep the videos finished so far
+        what = "interrupted" if isinstance(err, KeyboardInterrupt) else "unexpected failure"
+        print(f"{what} after {len(rows)} of {len(inputs)} videos; writing those"
+              + (f" ({partial(out)}; --resume continues)" if out else ""), file=sys.stderr)
         report(rows, series, evaluator, partial(out), partial(series_out))
-        return 130
-    except Exception:  # a bug, not bad input: keep the finished videos, then show the traceback
-        print(f"unexpected failure after {len(rows)} of {len(inputs)} videos; writing those",
-              file=sys.stderr)
-        report(rows, series, evaluator, partial(out), partial(series_out))
-        raise
+        keep(args, out)
+        if isinstance(err, KeyboardInterrupt):
+            return 130
+        raise  # a bug, not bad input: show the traceback
     report(rows, series, evaluator, out, series_out)
-    for written in (out, series_out):  # a complete table replaces an earlier partial one
-        if written:
-            partial(written).unlink(missing_ok=True)
+    clear(out, series_out)
     report_set(evaluator, set_out)
     for line in dict.fromkeys(problems):  # one line per problem, not per metric it stopped
         print(f"error: {line}", file=sys.stderr)
@@ -327,12 +340,6 @@ def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None
                 {"video": result.source, "metric": metric, "index": i, "value": float(v)}
                 for i, v in enumerate(values)
             )
-
-
-def partial(path: Path | None) -> Path | None:
-    """Where an interrupted or failed evaluation writes what it finished: beside ``path``,
-    never over a complete table an earlier run wrote there."""
-    return path.with_name(f"{path.stem}.partial{path.suffix}") if path else None
 
 
 def report(rows, series, evaluator, out, series_out) -> None:

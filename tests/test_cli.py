@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -542,3 +543,36 @@ def test_a_video_named_twice_is_scored_once(tmp_path, clip, capsys):
                            "frame_diff_flicker", "--out", out)
     assert code == 0 and len(pd.read_csv(out)) == 1
     assert "note: 1 video given more than once; scored once" in err
+
+
+def test_resume_scores_only_the_videos_an_interrupted_run_did_not_finish(
+    tmp_path, clip, capsys, monkeypatch
+):
+    from metrics import Evaluator
+
+    data = tmp_path / "videos"
+    data.mkdir()
+    stop_on_third(monkeypatch, data, clip, KeyboardInterrupt)
+    out, series = tmp_path / "t.csv", tmp_path / "s.parquet"
+    args = [data, "--metrics", "warping_error,motion_*", "--out", out, "--series-out", series]
+    assert run_cli(capsys, *args)[0] == 130
+    monkeypatch.undo()
+    code, _, err = run_cli(capsys, *args, "--resume", "--batch-size", "4")
+    assert code == 2 and "batch_size differ" in err  # other settings than the partial table's
+    scored, real = [], Evaluator.__call__
+
+    def counted(self, video, **kwargs):
+        scored.append(video.source)
+        return real(self, video, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "__call__", counted)
+    code, _, err = run_cli(capsys, *args, "--resume")
+    assert code == 0 and "resuming: 2 videos scored before, 1 to go" in err
+    assert [Path(s).name for s in scored] == ["c.npy"]
+    assert not list(tmp_path.glob("*.partial.*"))
+    monkeypatch.undo()
+    fresh = [tmp_path / "fresh.csv", tmp_path / "fresh.parquet"]
+    assert run_cli(capsys, *args[:3], "--out", fresh[0], "--series-out", fresh[1])[0] == 0
+    columns = ["video", "frames", "warping_error", "motion_magnitude"]
+    pd.testing.assert_frame_equal(pd.read_csv(out)[columns], pd.read_csv(fresh[0])[columns])
+    pd.testing.assert_frame_equal(pd.read_parquet(series), pd.read_parquet(fresh[1]))
