@@ -210,6 +210,12 @@ def run(args: argparse.Namespace) -> int:
     rows, series = resumed(args, out, series_out, inputs) if args.resume else ([], [])
     done = {row["video"] for row in rows}
     todo = [path for path in inputs if str(path) not in done]
+    whole = [name for name, metric in evaluator.metrics.items()
+             if metric.info.set_level and name not in evaluator.unavailable]
+    if done and whole:
+        raise BenchError("--resume", f"{', '.join(whole)} need every video's features, and "
+                         "the videos scored before kept none", "rerun without --resume, or "
+                         "leave the set-level metrics out of --metrics")
     if done:
         print(f"resuming: {len(done)} videos scored before, {len(todo)} to go", file=sys.stderr)
     elif out and partial(out).is_file() and not args.resume:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -576,3 +577,16 @@ def test_resume_scores_only_the_videos_an_interrupted_run_did_not_finish(
     columns = ["video", "frames", "warping_error", "motion_magnitude"]
     pd.testing.assert_frame_equal(pd.read_csv(out)[columns], pd.read_csv(fresh[0])[columns])
     pd.testing.assert_frame_equal(pd.read_parquet(series), pd.read_parquet(fresh[1]))
+
+
+def test_resume_is_refused_for_set_level_metrics(tmp_path, clip, capsys, monkeypatch):
+    data, references = tmp_path / "videos", tmp_path / "references"
+    data.mkdir()
+    stop_on_third(monkeypatch, data, clip, KeyboardInterrupt)
+    shutil.copytree(data, references)
+    out = tmp_path / "t.csv"
+    args = [data, "--metrics", "fvd,warping_error", "--reference", references,
+            "--allow-random-weights", "--out", out]
+    assert run_cli(capsys, *args)[0] == 130
+    code, _, err = run_cli(capsys, *args, "--resume")
+    assert code == 2 and "--resume: fvd need every video's features" in err, err
