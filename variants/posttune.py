@@ -4,8 +4,8 @@ parameters only, AdamW, EMA, atomic checkpoints and bit-for-bit resume, a loss c
 Fairness: the clips, their order and all training noise come from generators seeded by the
 run's seed, the step and the process (of a data-parallel launch), never by the arm, so every arm
 of one run sees the same data in the same order with the same noise; the saved arm records the
-whole configuration. The saved arm's weights are float32 whatever the training precision: the
-frozen ones as the base had them, the trained ones full precision.
+whole configuration. The saved arm does not depend on the training precision: its frozen
+weights are saved as the base had them, its trained ones in float32 (DeepSpeed's masters).
 """
 
 from __future__ import annotations
