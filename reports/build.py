@@ -24,6 +24,9 @@ from reports.stats import compare, summarize
 BASELINE = "exsvd"
 N_BOOT, SEED, LEVEL = 2000, 0, 0.95
 MAX_STRIPS = 4  # conditions shown as frame strips and previews
+FOLDERS = ("report", "report/figures", "report/tables")
+FILES = ("results/summary.csv", "results/paired.csv", "report/index.html",
+         *(f"report/tables/{name}.csv" for name in ("summary", "paired", "main", "unavailable")))
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,19 @@ def record_notes(run, in_run: bool) -> list[str]:
     return notes
 
 
+def check_outputs(root: Path) -> None:
+    """A one-line error, before any work, when a file stands where the report writes a folder
+    or a folder where it writes a file."""
+    for relative in FOLDERS:
+        if (root / relative).exists() and not (root / relative).is_dir():
+            raise BenchError(root / relative, "is a file, not a folder",
+                             "move or remove it: the report writes a folder there")
+    for relative in FILES:
+        if (root / relative).is_dir():
+            raise BenchError(root / relative, "is a folder, not a file",
+                             "move or remove it: the report writes a file there")
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
@@ -108,6 +124,7 @@ def build_report(run_dir: Path, in_run: bool = False) -> Path:
     the last stage of ``bench run`` (every earlier stage done, the run about to finish)."""
     started = time.perf_counter()
     run = load_run(Path(run_dir))
+    check_outputs(run.root)
     summary = summarize(run.per_video, n_boot=N_BOOT, seed=SEED, level=LEVEL)
     paired = compare(run.per_video, baseline=BASELINE, n_boot=N_BOOT, seed=SEED, level=LEVEL)
     notes = [*run.notes, *filter(None, [paired.attrs.get("note")]), *record_notes(run, in_run)]

@@ -13,6 +13,8 @@ import pandas as pd
 from metrics.errors import BenchError
 
 PER_VIDEO_COLUMNS = {"arm", "sample", "seed", "metric", "family", "value", "higher_is_better"}
+SERIES_COLUMNS = {"arm", "sample", "seed", "metric", "index", "value"}
+UNAVAILABLE_COLUMNS, LOSS_COLUMNS = {"metric", "reason"}, {"step", "loss"}
 VIDEO_NAME = re.compile(r"(?P<sample>.+)_seed(?P<seed>-?\d+)\.mp4")
 
 
@@ -51,8 +53,10 @@ def load_run(run_dir: Path) -> Run:
     if not root.is_dir():
         raise BenchError(root, "no such run directory", "pass the --out folder of 'bench run'")
     run = Run(root, read_per_video(root / "results" / "per_video.parquet"))
-    run.series = _optional(run, "results/series.parquet", pd.read_parquet, "no per-frame curves")
-    run.unavailable = _optional(run, "results/unavailable.csv", pd.read_csv, None)
+    series = _table(pd.read_parquet, SERIES_COLUMNS)
+    run.series = _optional(run, "results/series.parquet", series, "no per-frame curves")
+    unavailable = _table(pd.read_csv, UNAVAILABLE_COLUMNS)
+    run.unavailable = _optional(run, "results/unavailable.csv", unavailable, None)
     run.record = _optional(run, "run.json", _read_json, "no config, versions or hardware") or {}
     run.timings = _optional(run, "timings.json", _read_json, "no time per stage") or {}
     for arm in run.arms:
@@ -71,7 +75,8 @@ def load_run(run_dir: Path) -> Run:
             run.videos[arm] = videos
         tune = root / "tune" / arm
         if (tune / "loss.csv").is_file():
-            run.losses[arm] = _optional(run, f"tune/{arm}/loss.csv", pd.read_csv, None)
+            loss = _table(pd.read_csv, LOSS_COLUMNS)
+            run.losses[arm] = _optional(run, f"tune/{arm}/loss.csv", loss, None)
             run.training[arm] = _optional(run, f"tune/{arm}/training.json", _read_json, None) or {}
     run.conditions = {p.stem: p for p in sorted((root / "conditions").glob("*.png"))}
     missing_videos = [arm for arm in run.arms if arm not in run.videos]
@@ -103,13 +108,33 @@ def read_per_video(path: Path) -> pd.DataFrame:
     return table.assign(**{k: v for k, v in defaults.items() if k not in table})
 
 
+class Unusable(Exception):
+    """A readable optional file whose content is not what the report reads."""
+
+
 def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise Unusable("is not a JSON object")
+    return data
+
+
+def _table(reader, columns: set[str]):
+    """``reader`` that checks the table has ``columns``."""
+
+    def read(path: Path) -> pd.DataFrame:
+        table = reader(path)
+        missing = columns - set(table.columns)
+        if missing:
+            raise Unusable(f"lacks columns {sorted(missing)}")
+        return table
+
+    return read
 
 
 def _optional(run: Run, relative: str, reader, missing_note: str | None):
-    """``reader(path)``, or None with a note when the file is missing (if ``missing_note``) or
-    unreadable (always)."""
+    """``reader(path)``, or None with a note when the file is missing (if ``missing_note``),
+    unreadable or unusable (always)."""
     path = run.root / relative
     if not path.is_file():
         if missing_note:
@@ -117,6 +142,8 @@ def _optional(run: Run, relative: str, reader, missing_note: str | None):
         return None
     try:
         return reader(path)
+    except Unusable as err:
+        run.notes.append(f"{relative} {err}; left out")
     except Exception as err:  # any damaged optional file: report it, show the rest
         run.notes.append(f"{relative} is unreadable ({type(err).__name__}); left out")
-        return None
+    return None

@@ -260,3 +260,32 @@ def test_charts_never_use_colour_alone():
     colours = arm_colours(list(ARMS))
     pairs = {(colours[arm], line_style(colours, arm)) for arm in ARMS}
     assert len(pairs) == len(ARMS) and len(set(colours.values())) == len(ARMS)
+
+
+def test_damaged_optional_files_are_left_out_with_a_note(run_dir, tmp_path):
+    run = Path(shutil.copytree(run_dir, tmp_path / "run"))  # one build for all four: 15 s each
+    (run / "results" / "unavailable.csv").write_text("{garbage")
+    (run / "timings.json").write_text("[1, 2]")
+    (run / "generate" / "exsvd" / "manifest.json").write_text('"x"')
+    pd.DataFrame({"a": [1]}).to_parquet(run / "results" / "series.parquet")
+    text = build_report(run).read_text(encoding="utf-8")
+    for note in ("results/unavailable.csv lacks columns", "timings.json is not a JSON object",
+                 "generate/exsvd/manifest.json is not a JSON object",
+                 "results/series.parquet lacks columns"):
+        assert note in text, note
+
+
+@pytest.mark.parametrize(
+    ("piece", "make"),
+    [("report", Path.touch), ("results/summary.csv", Path.mkdir), ("report/tables", Path.touch)],
+)
+def test_output_paths_in_the_way_are_one_line_errors(run_dir, tmp_path, capsys, piece, make):
+    run = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    shutil.rmtree(run / "report", ignore_errors=True)
+    (run / piece).unlink(missing_ok=True)
+    (run / piece).parent.mkdir(exist_ok=True)
+    make(run / piece)
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"error: {run / piece}: ")
+    assert "move or remove it" in err
