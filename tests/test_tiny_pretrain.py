@@ -112,3 +112,78 @@ def test_evaluate_rejects_bad_noise_levels(value, capsys):
         main(["evaluate", "--model", "untrained", "--from-sigmas", value])
     assert exit_info.value.code == 2
     assert "--from-sigmas: " in capsys.readouterr().err
+
+
+def test_pretrain_interrupted_continues_its_unet_phase_bit_for_bit(tmp_path, monkeypatch, capsys):
+    from safetensors.torch import load_file
+
+    import variants.tiny_pretrain as tiny_pretrain
+
+    argv = ["--vae-steps", "2", "--unet-steps", "3", "--unet-batch", "1", "--train-clips", "2",
+            "--warmup-steps", "1", "--size", "32", "--frames", "4"]
+    assert main(["pretrain", "--out", str(tmp_path / "whole"), *argv]) == 0
+    latent_batches, steps = tiny_pretrain.latent_batches, []
+
+    def interrupted(*args):
+        batches = latent_batches(*args)
+
+        def batch(step, generator):
+            steps.append(step)
+            if step == 1 and len(steps) == 2:  # killed in step 1, once: step 0 is saved
+                raise KeyboardInterrupt
+            return batches(step, generator)
+
+        return batch
+
+    monkeypatch.setattr(tiny_pretrain, "latent_batches", interrupted)
+    out = tmp_path / "resumed"
+    assert main(["pretrain", "--out", str(out), *argv]) == 130
+    err = capsys.readouterr().err.strip().split("\n")[-1]  # on a line of its own, the last
+    assert err.startswith("interrupted; rerun the same command: the UNet phase continues")
+    assert main(["pretrain", "--out", str(out), "--unet-lr", "1e-4", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {out / 'unet_training' / 'checkpoint.pt'}: ")
+    assert "unet_lr differ" in err
+    assert main(["pretrain", "--out", str(out), *argv]) == 0
+    assert steps == [0, 1, 1, 2]  # the rerun started at step 1
+    for part in ("unet", "vae"):
+        whole, resumed = (load_file(next((o / part).glob("*.safetensors")))
+                          for o in (tmp_path / "whole", out))
+        assert all(torch.equal(whole[name], resumed[name]) for name in whole), part
+
+
+@pytest.mark.parametrize("damage", ["truncated unet", "only model_index.json"])
+def test_evaluate_names_a_damaged_pipeline_folder_in_one_line(damage, tmp_path, capsys):
+    import shutil
+
+    from variants.tiny import SHIPPED
+
+    model = tmp_path / "model"
+    if damage == "truncated unet":
+        shutil.copytree(SHIPPED, model)
+        weights = next((model / "unet").glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:100_000])
+    else:
+        model.mkdir()
+        shutil.copy(SHIPPED / "model_index.json", model)
+    assert main(["evaluate", "--model", str(model), "--clips", "1", "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip().split("\n")[-1]
+    assert err.startswith(f"error: {model}: not a complete, readable pipeline folder (OSError: ")
+
+
+def test_pretrain_help_explains_every_option_and_how_long_the_defaults_take(capsys):
+    from dataclasses import fields
+
+    from variants.tiny import PRETRAIN_HELP
+    from variants.tiny_pretrain import PretrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "about 54 minutes on a fast 2-core machine, about 4 hours on slower ones" in out
+    assert "continues the UNet phase" in out and "the VAE phase" in out
+    assert "--out OUT pipeline folder to write --frames" in out  # required: no default shown
+    for field in fields(PretrainConfig):
+        flag = field.name.replace("_", "-")
+        help_text = f"{PRETRAIN_HELP[field.name]} (default: {field.default})"
+        assert f"--{flag} {field.name.upper()} {help_text}" in out, flag

@@ -7,9 +7,12 @@ path (patching, generation, post-tuning) runs on a laptop CPU and in the tests.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
+
+from metrics.errors import BenchError
 
 SHIPPED = Path(__file__).parent / "weights" / "tiny-svd"  # the committed, pretrained pipeline
 
@@ -107,11 +110,34 @@ def load_shipped(path: Path = SHIPPED, dtype: torch.dtype = torch.float32):
     return StableVideoDiffusionPipeline.from_pretrained(path, dtype=dtype)
 
 
+PRETRAIN_HELP = {
+    "frames": "frames per clip: the base length L",
+    "size": "frame height and width in pixels (a multiple of 16, >= 32)",
+    "seed": "seed of the training clips, the initial weights and every step",
+    "train_clips": "training clips rendered up front (the held-out split is disjoint)",
+    "vae_steps": "VAE training steps",
+    "vae_batch": "clips per VAE step",
+    "vae_frames": "consecutive frames of each clip per VAE step",
+    "vae_lr": "VAE peak learning rate (AdamW, warm-up, cosine decay)",
+    "kl_weight": "weight of the VAE's KL term",
+    "vae_logvar": "the VAE posterior's fixed log-variance",
+    "unet_steps": "UNet training steps",
+    "unet_batch": "clips per UNet step",
+    "unet_lr": "UNet peak learning rate (AdamW, warm-up, cosine decay)",
+    "warmup_steps": "warm-up steps of both learning rates",
+    "ema": "EMA decay of the UNet weights (the pipeline gets the EMA)",
+}
+INTERRUPTED = {
+    "pretrain": "rerun the same command: the UNet phase continues from its last checkpoint, "
+    "the VAE phase starts over",
+    "evaluate": "nothing written",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    import json
     from dataclasses import fields
 
-    from variants.tiny_pretrain import PretrainConfig, pretrain
+    from variants.tiny_pretrain import PretrainConfig
 
     parser = argparse.ArgumentParser(
         prog="python -m variants.tiny",
@@ -122,12 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser(
         "pretrain",
         help="train the tiny VAE, then the tiny UNet on pre-encoded latents",
+        description="Train the tiny VAE, then the tiny UNet on pre-encoded latents, and write "
+        "the pipeline to --out. The defaults (the shipped model) take about 54 minutes on a "
+        "fast 2-core machine, about 4 hours on slower ones (README, The embedded tiny model). "
+        "Rerun after an interruption, the same command continues the UNet phase from its last "
+        "checkpoint; rendering and the VAE phase (about 20 of the 54 minutes) start over.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    run.add_argument("--out", type=Path, required=True, help="pipeline folder to write")
+    run.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
+                     help="pipeline folder to write")
     for field in fields(PretrainConfig):
         run.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default),
-                         default=field.default)
+                         default=field.default, help=PRETRAIN_HELP[field.name])
     check = commands.add_parser(
         "evaluate",
         help="held-out learning report (JSON): VAE PSNR, frame-0 PSNR, motion vs the data",
@@ -146,17 +178,36 @@ def main(argv: list[str] | None = None) -> int:
         "the motion kept: where generation loses it",
     )
     args = parser.parse_args(argv)
-    if args.command == "pretrain":
-        try:
-            config = PretrainConfig(
-                **{f.name: getattr(args, f.name) for f in fields(PretrainConfig)}
-            )
-        except ValueError as error:
-            parser.error(str(error))
-        if args.out.exists() and not args.out.is_dir():
-            parser.error(f"--out {args.out}: is a file; give a folder for the pipeline")
-        print(f"wrote {pretrain(args.out, config)}")
-        return 0
+    command = _pretrain if args.command == "pretrain" else _evaluate
+    try:
+        return command(parser, args)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass  # said below, once the traceback is gone and with it the open progress bars
+    print(f"interrupted; {INTERRUPTED[args.command]}", file=sys.stderr)
+    return 130
+
+
+def _pretrain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from variants.tiny_pretrain import PretrainConfig, pretrain
+
+    try:
+        config = PretrainConfig(**{f.name: getattr(args, f.name) for f in fields(PretrainConfig)})
+    except ValueError as error:
+        parser.error(str(error))
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: is a file; give a folder for the pipeline")
+    print(f"wrote {pretrain(args.out, config)}")
+    return 0
+
+
+def _evaluate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import json
+
     from variants.tiny_data import held_out_set
     from variants.tiny_eval import evaluate_tiny, motion_from_noise
 
@@ -167,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         pipe = tiny_pipeline(unet=EMBEDDED_UNET, vae=EMBEDDED_VAE,
                              image_encoder=EMBEDDED_IMAGE_ENCODER)
     else:
-        pipe = load_shipped(Path(args.model))
+        try:
+            pipe = load_shipped(Path(args.model))
+        except Exception as err:  # diffusers and transformers raise several types for these
+            first = (str(err).strip() or type(err).__name__).splitlines()[0]
+            raise BenchError(args.model, f"not a complete, readable pipeline folder "
+                             f"({type(err).__name__}: {first})",
+                             "give one that 'pretrain' wrote, or 'untrained'") from None
     clips, kinds = held_out_set(range(args.clips), frames=args.frames)
     report = evaluate_tiny(pipe, clips, kinds, steps=args.steps)
     if args.from_sigmas:

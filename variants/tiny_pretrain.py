@@ -5,6 +5,10 @@ by the temporal decoder, as SVD decodes), (2) its latent scaling factor fitted s
 unit variance (EDM assumes sigma_data = 1), (3) the UNet on the pre-encoded training set with
 SVD's objective through the same ``post_tune`` routine the arms use (every parameter trained,
 warm-up and cosine learning rate, EMA). The result is a diffusers pipeline folder (fp16).
+
+A rerun into the same folder with the same settings continues the UNet phase from its last
+checkpoint; the VAE phase has none and starts over (seeded: at the same thread count the result
+is bit for bit an uninterrupted run's).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from metrics.atomic import atomic_path
+from metrics.errors import BenchError
 from variants.modules import set_identity_
 from variants.objective import Batch, ObjectiveConfig
 from variants.posttune import TuneConfig, clip_pixels, condition_inputs, post_tune, scheduled_lr
@@ -167,14 +172,32 @@ def latent_batches(encoded, scaling: float, batch_size: int, time_ids: list[floa
     return batches
 
 
+def resumable(training: Path, config: PretrainConfig) -> bool:
+    """Whether ``training`` holds the UNet checkpoint of an interrupted pretrain with ``config``
+    (False: none); a ``BenchError`` for one of other settings, before any work."""
+    checkpoint = training / "checkpoint.pt"
+    if not checkpoint.is_file():
+        return False
+    record = training / "pretrain_config.json"
+    saved = json.loads(record.read_text()) if record.is_file() else {}
+    changed = [name for name, value in asdict(config).items() if saved.get(name) != value]
+    if changed:
+        raise BenchError(checkpoint, f"is of a pretrain with other settings ({', '.join(changed)} "
+                         "differ)", "delete it to start over, or rerun with its settings")
+    return True
+
+
 def pretrain(out: Path, config: PretrainConfig, progress: bool = True) -> Path:
     """Train the embedded tiny SVD and save it to ``out`` as a diffusers pipeline folder (fp16)
-    with ``pretrain.json`` (config, times, losses) beside it."""
+    with ``pretrain.json`` (config, times, losses) beside it; continue the UNet phase from the
+    checkpoint of an interrupted run with the same ``config``."""
     from diffusers import UNetSpatioTemporalConditionModel
 
     from variants.tiny import EMBEDDED_IMAGE_ENCODER, EMBEDDED_UNET, EMBEDDED_VAE, tiny_pipeline
     from variants.unet import ExSVDUNet
 
+    training = out / "unet_training"
+    resume = resumable(training, config)
     times = {}
     started = time.perf_counter()
     data = render_clips(range(config.train_clips), frames=config.frames, size=config.size,
@@ -203,17 +226,20 @@ def pretrain(out: Path, config: PretrainConfig, progress: bool = True) -> Path:
     batches = latent_batches(encoded, scaling, config.unet_batch, time_ids)
     times["encode"] = time.perf_counter() - started - sum(times.values())
     unet = ExSVDUNet.from_stock(pipe.unet)  # sinusoid PE, no conv: the stock computation
-    post_tune(unet, pipe, None, tune, out / "unet_training", progress=progress, train_all=True,
-              batches=batches)
+    with atomic_path(training / "pretrain_config.json") as tmp:
+        tmp.write_text(json.dumps(asdict(config), indent=1))
+    post_tune(unet, pipe, None, tune, training, resume=resume, progress=progress,
+              train_all=True, batches=batches)
     times["unet"] = time.perf_counter() - started - sum(times.values())
-    ema = ExSVDUNet.from_pretrained(out / "unet_training" / "unet_ema")
+    ema = ExSVDUNet.from_pretrained(training / "unet_ema")
     stock = UNetSpatioTemporalConditionModel(**EMBEDDED_UNET)
     stock.load_state_dict(ema.state_dict())
     pipe.unet = stock.eval()
     pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
     for folder in ("unet", "unet_ema"):  # merged into the pipeline's unet/ above
-        shutil.rmtree(out / "unet_training" / folder)
-    (out / "unet_training" / "checkpoint.pt").unlink()
+        shutil.rmtree(training / folder)
+    for name in ("checkpoint.pt", "pretrain_config.json"):
+        (training / name).unlink()
     record = {
         "config": asdict(config),
         "scaling_factor": scaling,
