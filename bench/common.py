@@ -46,6 +46,12 @@ def check_writable(folder: Path) -> None:
             shutil.rmtree(missing[-1], ignore_errors=True)
 
 
+def nothing_runs(reason: str) -> str:
+    """A missing-weights reason without its closing "the other metrics still run", for a
+    command that stops on it."""
+    return re.sub(r"; [^;]*the other metrics still run$", "", reason)
+
+
 def check_at_least(flag: str, value: float, low: float) -> None:
     """A numeric option below its minimum is a setup error, raised before any work."""
     if value < low:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 from pathlib import Path
 
@@ -135,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.paths:
         raise BenchError("eval", "no PATH given", "name video files or folders to score")
-    from bench.common import check_at_least, check_device, check_table_path
+    from bench.common import check_at_least, check_device, check_table_path, nothing_runs
     from bench.eval_partial import clear, keep, partial, resumed
 
     out = check_table_path(args.out)
@@ -200,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     )
     asked = [name for name in evaluator.unavailable if name in patterns]
     if asked:  # named on purpose, not caught by a wildcard: a setup error, like its input
-        reason = re.sub(r"; [^;]*the other metrics still run$", "", evaluator.unavailable[asked[0]])
+        reason = nothing_runs(evaluator.unavailable[asked[0]])
         raise BenchError(", ".join(asked), f"unavailable: {reason}")
     by_reason: dict[str, list[str]] = {}
     for name, reason in evaluator.unavailable.items():

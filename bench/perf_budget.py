@@ -29,11 +29,13 @@ def add_parser(targets) -> None:
         "budget's target (quick: the four arms <= 5 min on 2 cores; full: <= 60 min) and "
         "whether both ways gave byte-identical tuned weights.",
     )
-    parser.add_argument("--budget", default="quick", choices=tuple(BUDGETS))
-    parser.add_argument("--steps", type=int, help="steps per arm (default: the budget's)")
+    parser.add_argument("--budget", default="quick", choices=tuple(BUDGETS),
+                        help="the bench run budget whose post-tuning is timed")
+    parser.add_argument("--steps", type=int, help="steps per arm; %(default)s means the budget's")
     parser.add_argument("--base", default="tiny", help="base model, as the model.base setting")
     parser.add_argument("--frames", type=int, default=32, help="post-tuning length")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="where the arms are post-tuned")
     parser.add_argument("--shared-only", action="store_true",
                         help="time only the 'shared' way (half the time; no ratio)")
     parser.set_defaults(run=run_budget)

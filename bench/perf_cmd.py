@@ -37,16 +37,17 @@ def add_parser(commands) -> None:
     metrics.add_argument("--frames", type=int, default=24, help="frames per video")
     metrics.add_argument("--size", type=int, default=128, help="height and width in pixels")
     metrics.add_argument(
-        "--metrics", default="*", help="metric names or wildcards, comma-separated (default: all)"
+        "--metrics", default="*", help="metric names or wildcards, comma-separated; * is all"
     )
-    metrics.add_argument("--flow", default="dis", choices=("dis", "raft_large", "raft_small"))
+    metrics.add_argument("--flow", default="dis", choices=("dis", "raft_large", "raft_small"),
+                         help="optical flow backend")
     metrics.add_argument("--flow-weights", metavar="FILE", help="RAFT weights file")
     metrics.add_argument(
         "--allow-random-weights",
         action="store_true",
         help="time networks with random weights when none resolve (same cost)",
     )
-    metrics.add_argument("--device", default="cpu")
+    metrics.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     metrics.add_argument("--batch-size", type=int, default=16, help="pairs per flow batch")
     metrics.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is kept")
     metrics.set_defaults(run=run_metrics)
@@ -126,7 +127,7 @@ def per_metric_way(evaluator, video, reference) -> dict[str, float]:
 
 
 def run_metrics(args: argparse.Namespace) -> int:
-    from bench.common import check_at_least, use_device
+    from bench.common import check_at_least, nothing_runs, use_device
     from metrics import Evaluator, Video
     from metrics.distortions import noise
     from metrics.errors import BenchError
@@ -162,6 +163,11 @@ def run_metrics(args: argparse.Namespace) -> int:
         with_reference=True,
     )
     timed = [n for n in evaluator.names if n not in evaluator.unavailable]
+    if not timed:
+        reasons = dict.fromkeys(map(nothing_runs, evaluator.unavailable.values()))
+        raise BenchError(", ".join(evaluator.unavailable),
+                         f"unavailable, so nothing to time: {'; '.join(reasons)}",
+                         "or pass --allow-random-weights to time them (same cost)")
     print(
         f"set: {args.videos} synthetic videos x {args.frames} frames, {args.size}x{args.size}, "
         f"with references; device {args.device}, best of {args.repeats}"

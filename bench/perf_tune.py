@@ -122,15 +122,16 @@ def add_parser(targets) -> None:
         "--memory-limit 79 to behave like an 80 GB card; "
         "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True reduces fragmentation).",
     )
-    parser.add_argument("--model", default="tiny", choices=("tiny", "svd-xt"))
+    parser.add_argument("--model", default="tiny", choices=("tiny", "svd-xt"),
+                        help="the tests' tiny UNet or SVD-XT's (random weights either way)")
     parser.add_argument("--frames", default="8,32", help="comma-separated lengths")
     parser.add_argument("--size", type=int, default=64, help="pixels (latents are size / 8)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps (after 1 warm-up)")
-    parser.add_argument("--arm", default="exsvd")
+    parser.add_argument("--arm", default="exsvd", help="the arm whose step is timed")
     parser.add_argument(
         "--settings", default="all", help=f"comma-separated of {', '.join(SETTINGS)}, or 'all'"
     )
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
         "--memory-limit",
         type=float,

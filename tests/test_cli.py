@@ -590,3 +590,27 @@ def test_resume_is_refused_for_set_level_metrics(tmp_path, clip, capsys, monkeyp
     assert run_cli(capsys, *args)[0] == 130
     code, _, err = run_cli(capsys, *args, "--resume")
     assert code == 2 and "--resume: fvd need every video's features" in err, err
+
+
+def test_perf_metrics_with_only_unavailable_metrics_times_nothing_and_says_why(capsys):
+    code = main(["perf", "metrics", "--videos", "1", "--frames", "6", "--size", "32",
+                 "--metrics", "clip_*", "--repeats", "1"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "speed-up" not in out and error_lines(err) == [err.strip()], err
+    assert err.startswith("error: clip_condition, clip_condition_min, ") and "clip_iqa" in err
+    assert "unavailable, so nothing to time: clip_vit_b32: " in err
+    assert "EXSVD_WEIGHTS_CLIP_VIT_B32" in err and "--allow-random-weights" in err
+
+
+@pytest.mark.parametrize("target", ["metrics", "tune", "generate", "idconv", "budget"])
+def test_perf_help_explains_every_option_and_states_each_default_once(target, capsys):
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["perf", target, "--help"])
+    options = capsys.readouterr().out.split("\noptions:\n")[1].strip("\n")
+    for entry in re.split(r"\n(?=  -)", options):
+        flag, *text = re.split(r"\s{2,}", entry.strip(), maxsplit=1)
+        help_text = " ".join(" ".join(text).split())
+        assert help_text and not help_text.startswith("(default:"), flag
+        assert help_text.count("(default:") <= 1, help_text
