@@ -7,7 +7,7 @@ import pytest
 from bench.__main__ import main
 from variants import get_variant, list_variants
 
-ARGS = ["perf", "budget", "--steps", "1", "--frames", "8"]
+ARGS = ["perf", "budget", "--steps", "1", "--frames", "10"]  # past the base length, 8
 
 
 def rows(out: str) -> dict[str, list[float]]:

@@ -199,7 +199,6 @@ def test_checkpointing_whole_temporal_transformers_trains_the_same_weights(base,
         torch.testing.assert_close(trained["full"][name], value, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.usefixtures("fresh_accelerator")  # it switches to bf16 mixed precision
 def test_a_checkpoint_that_cannot_resume_says_why_in_one_line(tmp_path):
     from metrics.errors import BenchError
     from variants.tune_checkpoint import load_checkpoint, not_resumable
@@ -218,6 +217,7 @@ def test_a_checkpoint_that_cannot_resume_says_why_in_one_line(tmp_path):
     assert "config.steps, which the cosine schedule spans" in not_resumable(saved, decayed)
 
 
+@pytest.mark.usefixtures("fresh_accelerator")  # it switches to bf16 mixed precision
 def test_frozen_weights_in_bf16_train_the_fp32_masters_of_the_arm(base, tmp_path):
     """Frozen weights in bf16 (under bf16 autocast) train the fp32 master weights of the arm;
     the memory levers need their mixed precision."""
