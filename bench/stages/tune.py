@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from variants.posttune import EncodedClips
 
 EMA = "unet_ema"  # the tuned arm generation uses: the EMA of its trainable weights
+PENDING = ".pending.json"  # the key of the tuning under way, whose checkpoint a rerun resumes
 
 
 def tuned_unet(unit: Unit) -> Path:
@@ -139,10 +140,9 @@ def run(ctx: Context) -> list[Unit]:
 
 def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict:
     folder = ctx.path("tune", unit.arm)
-    checkpoint, pending = folder / "checkpoint.pt", folder / ".pending.json"
+    pending = folder / PENDING
     if "tune" in ctx.forced or read_record(pending) != {"key": unit.key}:
-        checkpoint.unlink(missing_ok=True)  # a checkpoint of other settings is never resumed
-        shutil.rmtree(folder / "deepspeed", ignore_errors=True)
+        drop_resume_state(unit)  # a checkpoint of other settings is never resumed
     for stale in ("unet", EMA):  # an earlier tuning's outputs never outlive a recompute
         shutil.rmtree(folder / stale, ignore_errors=True)
     for stale in ("loss.csv", "training.json"):
@@ -171,12 +171,13 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
 
 
 def drop_resume_state(unit: Unit) -> None:
-    """After the arm's done record, not before: killed in between (checksumming SVD-XT's
-    outputs takes seconds), the rerun resumes from the last checkpoint instead of step 0."""
+    """What a resume of the arm's tuning reads: dropped before a tuning of other settings, and
+    after the arm's done record, not before it: killed in between (checksumming SVD-XT's outputs
+    takes seconds), the rerun resumes from the last checkpoint instead of step 0."""
     folder = unit.record.parent
     (folder / "checkpoint.pt").unlink(missing_ok=True)
     shutil.rmtree(folder / "deepspeed", ignore_errors=True)
-    (folder / ".pending.json").unlink(missing_ok=True)
+    (folder / PENDING).unlink(missing_ok=True)
 
 
 def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
