@@ -90,6 +90,11 @@ def use_device(device: str) -> str:
     return device
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A table ``write_table`` wrote (CSV or Parquet, by suffix)."""
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write CSV or Parquet atomically."""
     with atomic_path(path) as tmp:

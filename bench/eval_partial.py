@@ -42,18 +42,15 @@ def resumed(args: argparse.Namespace, out: Path, series_out: Path | None,
             videos: list[Path]) -> tuple[list[dict], list[dict]]:
     """The rows and series an interrupted run with these settings finished for ``videos``
     (a video it could not read is read again); nothing when there is no partial table."""
-    import pandas as pd
+    from bench.common import read_table
 
     table, record = partial(out), record_of(out)
     if not (table.is_file() and record.is_file()):
         return [], []
-    def read(path: Path) -> pd.DataFrame:
-        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-
     try:
         made_with = json.loads(record.read_text())
-        rows = read(table)
-        points = read(partial(series_out)) if series_out else None
+        rows = read_table(table)
+        points = read_table(partial(series_out)) if series_out else None
     except (OSError, ValueError) as err:
         raise BenchError(table, f"cannot be read to resume ({err})",
                          "delete it and rerun without --resume") from None
