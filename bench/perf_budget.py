@@ -48,7 +48,7 @@ def run_budget(args: argparse.Namespace) -> int:
     import torch
     from accelerate import PartialState
 
-    from bench.common import check_at_least, use_device
+    from bench.common import use_device
     from bench.run_checks import check_and_resolve
     from bench.run_config import BUDGETS, RunConfig, TuneSettings, with_budget
     from bench.stages.context import quiet_libraries
@@ -59,9 +59,6 @@ def run_budget(args: argparse.Namespace) -> int:
     from variants.generate import load_base_pipeline
 
     use_device(args.device)
-    check_at_least("--frames", args.frames, 2)
-    if args.steps is not None:
-        check_at_least("--steps", args.steps, 1)
     config = RunConfig()
     config = replace(
         config,
