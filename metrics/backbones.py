@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from metrics.errors import BenchError, WeightsNotFoundError
+from metrics.errors import BenchError, WeightsNotFoundError, first_line
 from metrics.weights import ResolvedWeights, resolve, sha256_of
 
 RANDOM_LABEL = "RANDOM INIT (smoke test only, scores are meaningless)"
@@ -71,10 +71,12 @@ class ClipEncoder:
         try:
             self.model = open_clip.create_model(model, pretrained=pretrained)
         except Exception as err:  # a damaged or foreign file: safetensors, pickle, key errors
-            reason = f"{type(err).__name__}: {err}".splitlines()[0]
-            raise BenchError(found.path if found else model, f"cannot be loaded as open_clip "
-                             f"{model} weights ({reason})", "re-download it or give another "
-                             "file (--clip-weights or $EXSVD_WEIGHTS_CLIP_VIT_B32)") from None
+            raise BenchError(
+                found.path if found else model,
+                f"cannot be loaded as open_clip {model} weights ({first_line(err)})",
+                "re-download it or give another file (--clip-weights or "
+                "$EXSVD_WEIGHTS_CLIP_VIT_B32)",
+            ) from None
         self.model = self.model.eval().to(device)
         self.tokenizer = open_clip.get_tokenizer(model)
         self.size = self.model.visual.image_size

@@ -27,3 +27,10 @@ class MetricInputError(BenchError):
 
 class WeightsNotFoundError(BenchError):
     """Pretrained weights that resolve nowhere; the message lists every place searched."""
+
+
+def first_line(err: BaseException) -> str:
+    """A library's exception as ``Type: message``, its first line only: the cause inside a
+    one-line ``BenchError``."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__

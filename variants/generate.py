@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from metrics.atomic import atomic_path
-from metrics.errors import BenchError
+from metrics.errors import BenchError, first_line
 
 SVD_XT = "stabilityai/stable-video-diffusion-img2vid-xt"
 
@@ -46,8 +46,7 @@ def load_base_pipeline(source: str = SVD_XT, dtype: torch.dtype = torch.float32)
         )
     except (OSError, ValueError) as err:
         if Path(source).is_dir():  # there, but damaged or incomplete
-            reason = f"{type(err).__name__}: {err}".splitlines()[0]
-            raise BenchError(source, f"cannot be loaded as an SVD pipeline ({reason})",
+            raise BenchError(source, f"cannot be loaded as an SVD pipeline ({first_line(err)})",
                              "give a complete pipeline folder (save_pretrained), or download "
                              "it again") from None
         raise BenchError(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from metrics.errors import BenchError
+from metrics.errors import BenchError, first_line
 
 SHIPPED = Path(__file__).parent / "weights" / "tiny-svd"  # the committed, pretrained pipeline
 
@@ -221,9 +221,8 @@ def _evaluate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         try:
             pipe = load_shipped(Path(args.model))
         except Exception as err:  # diffusers and transformers raise several types for these
-            first = (str(err).strip() or type(err).__name__).splitlines()[0]
-            raise BenchError(args.model, f"not a complete, readable pipeline folder "
-                             f"({type(err).__name__}: {first})",
+            raise BenchError(args.model, "not a complete, readable pipeline folder "
+                             f"({first_line(err)})",
                              "give one that 'pretrain' wrote, or 'untrained'") from None
     clips, kinds = held_out_set(range(args.clips), frames=args.frames)
     report = evaluate_tiny(pipe, clips, kinds, steps=args.steps)
