@@ -85,7 +85,7 @@ def use_device(device: str) -> str:
     import torch
 
     check_device(device)
-    if device.startswith("cuda"):
+    if device.startswith("cuda:"):  # a bare "cuda" is the current device already
         torch.cuda.set_device(torch.device(device))
     return device
 

@@ -106,3 +106,18 @@ def test_the_target_verdict_needs_an_80_gb_card_and_the_exsvd_arm(arm, gpu_gib, 
     args = SimpleNamespace(device="cuda", model="svd-xt", arm=arm, size=512)
     results = {(128, "full-ckpt"): {"oom": False, "peak": 49.0, "reserved": reserved}}
     assert verdict in _target_line(results, [SETTINGS["full-ckpt"]], args, gpu_gib)
+
+
+def test_cuda_or_cuda_n_becomes_the_current_device_as_torch_accepts_it(monkeypatch):
+    """Every perf command's --device: "cuda" stays on the current GPU, "cuda:N" becomes it
+    (torch.cuda.set_device refuses a device without an index: the H200 run found it)."""
+    from torch.cuda._utils import _get_device_index
+
+    import bench.common
+
+    chosen = []
+    monkeypatch.setattr(bench.common, "check_device", lambda device: device)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: chosen.append(_get_device_index(d)))
+    assert bench.common.use_device("cuda") == "cuda" and chosen == []
+    assert bench.common.use_device("cuda:1") == "cuda:1" and chosen == [1]
+    assert bench.common.use_device("cpu") == "cpu" and chosen == [1]
