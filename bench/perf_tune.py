@@ -51,7 +51,8 @@ class Setting:
     full-size temporaries),
     "adamw-fused" (one fused kernel, no temporaries). ``chunking``: feed-forward chunking
     (chunk size 1 along dim 1). ``grads_to_none``: ``zero_grad(set_to_none=True)``, so no
-    gradient buffers are held through the forward pass.
+    gradient buffers are held through the forward pass. ``deterministic``: kernels that sum in
+    a fixed order (``variants.repeatable``, ``tune.deterministic``).
     """
 
     name: str
@@ -62,6 +63,7 @@ class Setting:
     optimizer: str = "adamw"
     chunking: bool = False
     grads_to_none: bool = False
+    deterministic: bool = False
 
 
 SETTINGS = {
@@ -102,6 +104,16 @@ SETTINGS = {
             frozen_bf16=True,
             optimizer="adamw-fused",
             grads_to_none=True,
+        ),
+        Setting(
+            "full-ckpt-det",
+            "full-ckpt with deterministic kernels (bit-for-bit runs on GPUs)",
+            dtype="bfloat16",
+            checkpointing="full",
+            frozen_bf16=True,
+            optimizer="adamw-fused",
+            grads_to_none=True,
+            deterministic=True,
         ),
     )
 }
@@ -228,6 +240,7 @@ def _measure(unet, setting: Setting, frames: int, args) -> dict:
     import torch
 
     from bench.perf_cmd import sync_device
+    from variants.repeatable import deterministic_kernels
 
     cuda = args.device.startswith("cuda")
     optimizer = None
@@ -242,7 +255,8 @@ def _measure(unet, setting: Setting, frames: int, args) -> dict:
         for step in range(args.steps + 1):
             sync_device(args.device)
             start = time.perf_counter()
-            train_step(unet, optimizer, batch, setting, generator)
+            with deterministic_kernels(setting.deterministic):
+                train_step(unet, optimizer, batch, setting, generator)
             sync_device(args.device)
             if step:
                 times.append(time.perf_counter() - start)
@@ -325,7 +339,7 @@ def run_tune(args: argparse.Namespace) -> int:
         print(f"GPU: {torch.cuda.get_device_name(args.device)}{limit}")
     print("settings:")
     for setting in settings:
-        print(f"  {setting.name:12s} {setting.description}")
+        print(f"  {setting.name:13s} {setting.description}")
     results: dict[tuple[int, str], dict] = {}
     trainable = 0
     for setting in settings:
@@ -362,7 +376,7 @@ def _describe(cell: dict) -> str:
 
 def _print_table(results, settings, frame_counts, trainable: int) -> None:
     print(
-        f"{'frames':>6s} {'setting':12s} {'s/step':>8s} {'ratio':>7s} {'peak GiB':>9s} "
+        f"{'frames':>6s} {'setting':13s} {'s/step':>8s} {'ratio':>7s} {'peak GiB':>9s} "
         f"{'reserved':>9s} {'trainable M':>11s}"
     )
     skipped = False
@@ -374,13 +388,13 @@ def _print_table(results, settings, frame_counts, trainable: int) -> None:
                 skipped |= "skipped" in cell
                 mark = "OOM*" if "skipped" in cell else "OOM"
                 print(
-                    f"{frames:6d} {setting.name:12s} {mark:>8s} {'':>7s} {'':>9s} {'':>9s} "
+                    f"{frames:6d} {setting.name:13s} {mark:>8s} {'':>7s} {'':>9s} {'':>9s} "
                     f"{trainable / 1e6:11.1f}"
                 )
                 continue
             reference = reference or cell["seconds"]
             print(
-                f"{frames:6d} {setting.name:12s} {cell['seconds']:8.3f} "
+                f"{frames:6d} {setting.name:13s} {cell['seconds']:8.3f} "
                 f"{cell['seconds'] / reference:6.2f}x {_gib(cell.get('peak')):>9s} "
                 f"{_gib(cell.get('reserved')):>9s} {trainable / 1e6:11.1f}"
             )

@@ -59,7 +59,8 @@ class TuneSettings:
     ``processes`` > 1 post-tunes each arm data-parallel (``accelerate launch``, one GPU each, or
     CPU processes over gloo); each process draws its own clips, so the batch grows that many
     times. ``deepspeed``: under DeepSpeed ZeRO-2 (``variants/configs/deepspeed_zero2.json``,
-    GPUs) instead of DDP."""
+    GPUs) instead of DDP. ``deterministic``: the same weights bit for bit on every GPU run and
+    resume (``variants.repeatable``; CPUs always give them)."""
 
     budget: str = "quick"
     steps: int | None = None
@@ -72,6 +73,7 @@ class TuneSettings:
     checkpointing: str = "none"
     frozen_dtype: str = "float32"
     fused_adamw: bool = False
+    deterministic: bool = False
     processes: int = 1
     deepspeed: bool = False
     data: str = "synthetic"

@@ -59,6 +59,15 @@ def fresh_accelerator():
     AcceleratorState._reset_state(True)
 
 
+@pytest.fixture
+def repeatable():
+    """Bit-for-bit comparisons on a GPU too (CPU kernels already sum in a fixed order)."""
+    from variants.repeatable import deterministic_kernels
+
+    with deterministic_kernels(torch.cuda.is_available()):
+        yield
+
+
 def _isolate(patch, root) -> None:
     patch.setenv("EXSVD_OFFLINE", "1")
     patch.setenv("EXSVD_WEIGHTS_DIR", str(root / "weights"))

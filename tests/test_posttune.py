@@ -19,6 +19,7 @@ FRAMES, SIZE = 10, 64
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 OUTPUTS = (f"unet/{WEIGHTS}", f"unet_ema/{WEIGHTS}", "loss.csv", "training.json")
 CONFIG = TuneConfig(steps=4, frames=FRAMES, lr=1e-3, seed=3, checkpoint_every=2, ema_decay=0.5)
+pytestmark = pytest.mark.usefixtures("repeatable")  # on a GPU too (.ci/device-check)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def arm_unet(base, arm="exsvd"):
 
 
 def trainable_state(unet):
-    return {n: p.detach().clone() for n, p in unet.named_parameters() if p.requires_grad}
+    return {n: p.detach().cpu().clone() for n, p in unet.named_parameters() if p.requires_grad}
 
 
 def test_post_tune_writes_the_arm_its_ema_loss_curve_and_record(base, tmp_path):
@@ -39,12 +40,12 @@ def test_post_tune_writes_the_arm_its_ema_loss_curve_and_record(base, tmp_path):
     frozen = {n: p.detach().clone() for n, p in unet.named_parameters()}
     post_tune(unet, base, synthetic_clips(FRAMES, SIZE, 1), CONFIG, tmp_path, progress=False)
     for name, param in unet.named_parameters():
-        assert torch.equal(frozen[name], param) != param.requires_grad, name
+        assert torch.equal(frozen[name], param.detach().cpu()) != param.requires_grad, name
     tuned = ExSVDUNet.from_pretrained(tmp_path / "unet")
     ema = ExSVDUNet.from_pretrained(tmp_path / "unet_ema")
     for name, param in unet.named_parameters():
-        torch.testing.assert_close(dict(tuned.named_parameters())[name], param.detach())
-    assert any(not torch.equal(dict(ema.named_parameters())[n], p) for n, p in
+        torch.testing.assert_close(dict(tuned.named_parameters())[name], param.detach().cpu())
+    assert any(not torch.equal(dict(ema.named_parameters())[n], p.detach().cpu()) for n, p in
                unet.named_parameters() if p.requires_grad)
     rows = list(csv.DictReader((tmp_path / "loss.csv").read_text().splitlines()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
@@ -70,6 +71,30 @@ def test_resume_continues_bit_for_bit(base, tmp_path):
     for output in OUTPUTS:
         assert (tmp_path / "straight" / output).read_bytes() == (
             tmp_path / "resumed" / output).read_bytes(), output
+
+
+def test_deterministic_kernels_train_the_steps_and_a_resume_may_switch_them(base, tmp_path):
+    """``deterministic``: the steps run under fixed-order kernels (variants.repeatable), the
+    setting is as before afterwards, and a checkpoint resumes with it switched (same maths)."""
+    from dataclasses import replace
+
+    plain, seen = synthetic_clips(FRAMES, SIZE, 1), []
+
+    def clips(step, generator):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return plain(step, generator)
+
+    before = torch.are_deterministic_algorithms_enabled()  # True on a GPU (``repeatable``)
+    straight = arm_unet(base)
+    post_tune(straight, base, plain, CONFIG, tmp_path / "straight", progress=False)
+    post_tune(arm_unet(base), base, clips, replace(CONFIG, deterministic=True), tmp_path / "det",
+              stop_after=2, progress=False)
+    assert torch.are_deterministic_algorithms_enabled() == before
+    resumed = arm_unet(base)
+    post_tune(resumed, base, clips, CONFIG, tmp_path / "det", resume=True, progress=False)
+    assert seen == [True, True, before, before]
+    for name, value in trainable_state(straight).items():
+        assert torch.equal(value, trainable_state(resumed)[name]), name
 
 
 def test_a_checkpoint_of_another_arm_or_settings_is_refused(base, tmp_path):
@@ -240,7 +265,7 @@ def test_frozen_weights_in_bf16_train_the_fp32_masters_of_the_arm(base, tmp_path
             if not param.requires_grad:
                 assert torch.equal(saved[name], stock[name]), name
             elif folder == "unet":
-                assert torch.equal(saved[name], param.detach()), name
+                assert torch.equal(saved[name], param.detach().cpu()), name
     assert float((tmp_path / "lean" / "loss.csv").read_text().splitlines()[1].split(",")[1]) > 0
     with pytest.raises(BenchError, match="frozen_dtype bfloat16 needs mixed_precision 'bf16'"):
         replace(CONFIG, frozen_dtype="bfloat16")

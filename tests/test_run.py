@@ -172,7 +172,7 @@ def test_a_changed_setting_recomputes_only_what_depends_on_it(baseline, config_f
 
 def test_settings_that_leave_the_weights_alone_do_not_retune(baseline, config_file, tmp_path):
     run = copy(baseline, tmp_path)
-    settings = ["tune.checkpoint_every=2", "tune.checkpointing='full'"]
+    settings = ["tune.checkpoint_every=2", "tune.checkpointing='full'", "tune.deterministic=true"]
     assert bench(config_file, run, "--resume", *[f"--set={s}" for s in settings]) == 0
     assert computed(run)["tune"] == 0 and computed(run)["generate"] == 0
 

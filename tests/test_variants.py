@@ -175,6 +175,19 @@ def test_latents_too_small_for_the_identity_conv_are_a_one_line_error(stock):
         denoise(model, 1)
 
 
+def test_reflect_padding_by_copies_is_torchs_reflect_padding():
+    """The identity conv's padding on a GPU under deterministic algorithms (no atomic adds)."""
+    from variants.modules import reflect_pad_by_copies
+
+    video = torch.randn(2, 3, 4, 2, 5, requires_grad=True)  # 2 a side: the smallest it allows
+    expected = torch.nn.functional.pad(video, (1,) * 6, mode="reflect")
+    padded = reflect_pad_by_copies(video)
+    assert torch.equal(padded, expected)
+    upstream = torch.randn_like(expected)
+    torch.testing.assert_close(torch.autograd.grad(padded, video, upstream)[0],
+                               torch.autograd.grad(expected, video, upstream)[0])
+
+
 def test_a_base_model_without_the_svd_layout_is_refused_up_front(stock):
     from diffusers import UNet2DConditionModel
 

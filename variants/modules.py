@@ -70,6 +70,15 @@ def identity_conv3d(channels: int) -> nn.Conv3d:
     return set_identity_(nn.Conv3d(channels, channels, 3, padding=1, padding_mode="reflect"))
 
 
+def reflect_pad_by_copies(video: torch.Tensor) -> torch.Tensor:
+    """``F.pad(video, (1,) * 6, mode="reflect")`` on [B, C, T, H, W] as concatenated slices: the
+    same values, and a backward without atomic adds (repeatable on a GPU)."""
+    for dim in (2, 3, 4):
+        size = video.shape[dim]
+        video = torch.cat([video.narrow(dim, 1, 1), video, video.narrow(dim, size - 2, 1)], dim)
+    return video
+
+
 class IdentityConv3d(nn.Module):
     """ExVideo's adaptive identity convolution on [B*T, H*W, C] temporal-block inputs.
 
@@ -95,5 +104,10 @@ class IdentityConv3d(nn.Module):
         batch_frames, _, channels = hidden_states.shape
         video = hidden_states.reshape(batch_frames // num_frames, num_frames, height, width,
                                       channels).permute(0, 4, 1, 2, 3)
-        video = self.conv(video)
+        if video.is_cuda and torch.are_deterministic_algorithms_enabled():
+            # CUDA's reflection-pad backward adds with atomics; copies sum in a fixed order
+            video = nn.functional.conv3d(reflect_pad_by_copies(video), self.conv.weight,
+                                         self.conv.bias)
+        else:
+            video = self.conv(video)
         return video.permute(0, 2, 3, 4, 1).reshape(batch_frames, height * width, channels)

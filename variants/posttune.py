@@ -37,6 +37,7 @@ from variants.launch import (
 )
 from variants.memory import apply_checkpointing, store_frozen_in
 from variants.objective import Batch, ObjectiveConfig, edm_loss
+from variants.repeatable import deterministic_kernels
 from variants.tune_checkpoint import TuneState, load_checkpoint, save_checkpoint
 from variants.unet import set_trainable
 
@@ -56,6 +57,7 @@ class TuneConfig:
     checkpointing: str = "none"  # "stock" or "full": variants.memory.CHECKPOINTING
     frozen_dtype: str = "float32"  # "bfloat16" (with mixed_precision "bf16"): frozen weights
     fused_adamw: bool = False  # torch's fused AdamW kernel (no optimizer temporaries)
+    deterministic: bool = False  # the same bits on every GPU run: variants.repeatable
     checkpoint_every: int = 50
     warmup_steps: int = 0  # linear warm-up of the learning rate
     cosine: bool = False  # cosine decay to 0 after warm-up (ExVideo: constant)
@@ -220,102 +222,105 @@ def post_tune(
     each process draws its own clips from (seed, step, process); the gradient and the loss curve
     are means over processes and accumulated micro-batches. Checkpoints go to
     ``out_dir/checkpoint.pt`` every ``checkpoint_every`` steps (atomically); ``resume``
-    continues from there bit for bit. ``stop_after`` ends early (as if killed) for tests.
+    continues from there bit for bit (on a GPU under ``config.deterministic``: see
+    ``variants.repeatable``). ``stop_after`` ends early (as if killed) for tests.
     """
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    accelerator = Accelerator(
-        mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accumulation
-    )
-    check_launch(accelerator, config.grad_accumulation)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    counts = set_trainable(unet, True)
-    if train_all:
-        unet.requires_grad_(True)
-        counts["trainable"] = sum(p.numel() for p in unet.parameters())
-    apply_checkpointing(unet, config.checkpointing)
-    base_frozen = {}  # saved as they were, not as they trained (as svd and svd-long load them)
-    if accelerator.is_main_process and casts_frozen_weights(accelerator, config.frozen_dtype):
-        base_frozen = {n: p.detach().to("cpu", copy=True)
-                       for n, p in unet.named_parameters() if not p.requires_grad}
-    store_frozen_in(unet, config.frozen_dtype)
-    unet.train()
-    if batches is None:  # only the encoders: the base UNet stays where it is
-        pipeline.vae.to(accelerator.device)
-        pipeline.image_encoder.to(accelerator.device)
-        source = clips if isinstance(clips, EncodedClips) else EncodedClips(clips, max_bytes=0)
-        source.begin_run()
-    names = [name for name, p in unet.named_parameters() if p.requires_grad]
-    params = [p for p in unet.parameters() if p.requires_grad]
-    fused = {"fused": True} if config.fused_adamw else {}
-    optimizer = torch.optim.AdamW(params, lr=config.lr, **fused)
-    prepare_deepspeed(accelerator, config.batch_size)
-    model, optimizer = accelerator.prepare(unet, optimizer)
-    forward = sixteen_bit_inputs(model, accelerator)
-    # after prepare: on the parameters' device; float32 where DeepSpeed holds them in 16 bits.
-    # There it averages the 16-bit weights the model computes with: averaging the fp32 masters
-    # would gather every trainable weight from the partitions at every step
-    ema = [p.detach().float().clone() for p in params]
-    state = TuneState()
-    checkpoint = out_dir / "checkpoint.pt"
-    launch = launch_of(accelerator)
-    made_by = {"config": asdict(config), "arm": _arm_config(unet), "trainable": names,
-               "launch": launch}
-    if resume and checkpoint.is_file():
-        state = load_checkpoint(checkpoint, model, params, optimizer, ema, accelerator, made_by)
-    bar = tqdm(
-        total=config.steps,
-        initial=state.step,
-        desc="post-tune",
-        unit="step",
-        disable=not (progress and accelerator.is_main_process),
-    )
-    for step in range(state.step, config.steps):
-        seed = (config.seed * 1_000_003 + step) * 1_009 + accelerator.process_index
-        generator = torch.Generator().manual_seed(seed)
-        optimizer.zero_grad(set_to_none=True)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
-        total = 0.0
-        for _ in range(config.grad_accumulation):
-            if batches is None:
-                batch = source.encode(pipeline, config, step, generator)
-            else:
-                batch = batches(step, generator)
-            # gradients are synced (and DeepSpeed steps) after the last micro-batch only;
-            # backward divides the loss by grad_accumulation (DeepSpeed's engine does it itself)
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    loss = edm_loss(forward, batch, config.objective, generator)
-                accelerator.backward(loss)
-            total += loss.item() / config.grad_accumulation
-        optimizer.step()  # a no-op under DeepSpeed, whose engine stepped in backward
-        if accelerator.num_processes > 1:  # the loss of the gradient: the mean over processes
-            total = torch.tensor(total, dtype=torch.float64, device=accelerator.device)
-            total = accelerator.reduce(total, "mean").item()
-        with torch.no_grad():
-            for average, param in zip(ema, params, strict=True):
-                average.lerp_(param.detach().float().to(average.dtype), 1 - config.ema_decay)
-        state.step, state.losses = step + 1, [*state.losses, total]
-        bar.set_postfix(loss=f"{total:.4f}")  # tqdm shows it/s itself
-        bar.update()
-        done = state.step == config.steps
-        if state.step % config.checkpoint_every == 0 or done:
-            save_checkpoint(checkpoint, model, params, optimizer, ema, state, accelerator,
-                            made_by)
-        if stop_after is not None and state.step >= stop_after:
-            bar.close()
-            return checkpoint
-    bar.close()
-    trained = full_precision(params, accelerator)
-    if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
-        tuned = {**base_frozen, **dict(zip(names, trained, strict=True))}
-        averaged = {**base_frozen, **dict(zip(names, ema, strict=True))}
-        _write_outputs(unwrapped, tuned, averaged, state, config, counts, launch, out_dir)
-    accelerator.wait_for_everyone()
-    return out_dir
+    with deterministic_kernels(config.deterministic):
+        accelerator = Accelerator(
+            mixed_precision=config.mixed_precision,
+            gradient_accumulation_steps=config.grad_accumulation,
+        )
+        check_launch(accelerator, config.grad_accumulation)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        counts = set_trainable(unet, True)
+        if train_all:
+            unet.requires_grad_(True)
+            counts["trainable"] = sum(p.numel() for p in unet.parameters())
+        apply_checkpointing(unet, config.checkpointing)
+        base_frozen = {}  # saved as they were, not as they trained (as svd and svd-long load them)
+        if accelerator.is_main_process and casts_frozen_weights(accelerator, config.frozen_dtype):
+            base_frozen = {n: p.detach().to("cpu", copy=True)
+                           for n, p in unet.named_parameters() if not p.requires_grad}
+        store_frozen_in(unet, config.frozen_dtype)
+        unet.train()
+        if batches is None:  # only the encoders: the base UNet stays where it is
+            pipeline.vae.to(accelerator.device)
+            pipeline.image_encoder.to(accelerator.device)
+            source = clips if isinstance(clips, EncodedClips) else EncodedClips(clips, max_bytes=0)
+            source.begin_run()
+        names = [name for name, p in unet.named_parameters() if p.requires_grad]
+        params = [p for p in unet.parameters() if p.requires_grad]
+        fused = {"fused": True} if config.fused_adamw else {}
+        optimizer = torch.optim.AdamW(params, lr=config.lr, **fused)
+        prepare_deepspeed(accelerator, config.batch_size)
+        model, optimizer = accelerator.prepare(unet, optimizer)
+        forward = sixteen_bit_inputs(model, accelerator)
+        # after prepare: on the parameters' device; float32 where DeepSpeed holds them in 16 bits.
+        # There it averages the 16-bit weights the model computes with: averaging the fp32 masters
+        # would gather every trainable weight from the partitions at every step
+        ema = [p.detach().float().clone() for p in params]
+        state = TuneState()
+        checkpoint = out_dir / "checkpoint.pt"
+        launch = launch_of(accelerator)
+        made_by = {"config": asdict(config), "arm": _arm_config(unet), "trainable": names,
+                   "launch": launch}
+        if resume and checkpoint.is_file():
+            state = load_checkpoint(checkpoint, model, params, optimizer, ema, accelerator, made_by)
+        bar = tqdm(
+            total=config.steps,
+            initial=state.step,
+            desc="post-tune",
+            unit="step",
+            disable=not (progress and accelerator.is_main_process),
+        )
+        for step in range(state.step, config.steps):
+            seed = (config.seed * 1_000_003 + step) * 1_009 + accelerator.process_index
+            generator = torch.Generator().manual_seed(seed)
+            optimizer.zero_grad(set_to_none=True)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
+            total = 0.0
+            for _ in range(config.grad_accumulation):
+                if batches is None:
+                    batch = source.encode(pipeline, config, step, generator)
+                else:
+                    batch = batches(step, generator)
+                # gradients are synced (and DeepSpeed steps) after the last micro-batch only;
+                # backward divides the loss by grad_accumulation (DeepSpeed's engine does it itself)
+                with accelerator.accumulate(model):
+                    with accelerator.autocast():
+                        loss = edm_loss(forward, batch, config.objective, generator)
+                    accelerator.backward(loss)
+                total += loss.item() / config.grad_accumulation
+            optimizer.step()  # a no-op under DeepSpeed, whose engine stepped in backward
+            if accelerator.num_processes > 1:  # the loss of the gradient: the mean over processes
+                total = torch.tensor(total, dtype=torch.float64, device=accelerator.device)
+                total = accelerator.reduce(total, "mean").item()
+            with torch.no_grad():
+                for average, param in zip(ema, params, strict=True):
+                    average.lerp_(param.detach().float().to(average.dtype), 1 - config.ema_decay)
+            state.step, state.losses = step + 1, [*state.losses, total]
+            bar.set_postfix(loss=f"{total:.4f}")  # tqdm shows it/s itself
+            bar.update()
+            done = state.step == config.steps
+            if state.step % config.checkpoint_every == 0 or done:
+                save_checkpoint(checkpoint, model, params, optimizer, ema, state, accelerator,
+                                made_by)
+            if stop_after is not None and state.step >= stop_after:
+                bar.close()
+                return checkpoint
+        bar.close()
+        trained = full_precision(params, accelerator)
+        if accelerator.is_main_process:
+            unwrapped = accelerator.unwrap_model(model)
+            tuned = {**base_frozen, **dict(zip(names, trained, strict=True))}
+            averaged = {**base_frozen, **dict(zip(names, ema, strict=True))}
+            _write_outputs(unwrapped, tuned, averaged, state, config, counts, launch, out_dir)
+        accelerator.wait_for_everyone()
+        return out_dir
 
 
 @contextlib.contextmanager

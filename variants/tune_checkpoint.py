@@ -24,7 +24,7 @@ from variants.launch import SINGLE_PROCESS, distributed_type
 
 # settings a resumed run may change: they leave the maths of the remaining steps alone (steps
 # too, unless the learning rate decays over them: cosine)
-RESUMABLE_CHANGES = ("steps", "checkpoint_every", "checkpointing")
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "checkpointing", "deterministic")
 
 
 @dataclass

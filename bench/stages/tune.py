@@ -43,13 +43,15 @@ def tuned_arms(config: RunConfig) -> list[str]:
 
 
 # settings that do not change the tuned weights: the budget's name (its numbers are resolved),
-# how often to checkpoint (resume is bit for bit), checkpointing (recomputes the same maths)
+# how often to checkpoint (resume is bit for bit), checkpointing (recomputes the same maths),
+# deterministic (the same sums in a fixed order)
 NOT_IN_KEY = (
     "exsvd_weights",
     "released_weights",
     "budget",
     "checkpoint_every",
     "checkpointing",
+    "deterministic",
     "data",  # the folder's contents are (folder_stamp), not where it lies
     "processes",  # in the key as the launch, only when not one plain process (older keys hold)
     "deepspeed",
@@ -211,6 +213,7 @@ def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
         checkpointing=tune.checkpointing,
         frozen_dtype=tune.frozen_dtype,
         fused_adamw=tune.fused_adamw,
+        deterministic=tune.deterministic,
         checkpoint_every=tune.checkpoint_every,
         **conditioning(config),
     )
