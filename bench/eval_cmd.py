@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+from bench.help_format import HelpFormatter
 from metrics.errors import BenchError, MetricInputError
 
 HELP = "score videos (files, frame folders, .npy/.npz, or folders of them)"
@@ -17,7 +18,7 @@ def add_parser(commands) -> None:
         "eval",
         help=HELP,
         description=HELP + ". Prints a table and writes one row per video.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "paths",

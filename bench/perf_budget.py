@@ -10,6 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.help_format import HelpFormatter
+
 TARGET_S = {"quick": 5 * 60, "full": 60 * 60}  # issue 7: the four tuned arms together, 2 cores
 WAYS = ("shared", "per-arm")
 
@@ -19,7 +21,7 @@ def add_parser(targets) -> None:
 
     parser = targets.add_parser(
         "budget",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         help="a post-tuning budget of bench run: the tuned arms sharing encoded clips vs each "
         "encoding its own, against the budget's time target",
         description="Post-tunes every tuned arm at a budget of bench run (default run settings "

@@ -7,6 +7,8 @@ import math
 import time
 from functools import cached_property
 
+from bench.help_format import HelpFormatter
+
 HELP = (
     "speed and memory benchmarks, side by side in one run: the metric pipeline, generation per "
     "arm vs stock SVD, the identity convolutions alone per layout, post-tuning steps per memory "
@@ -19,12 +21,12 @@ def add_parser(commands) -> None:
         "perf",
         help=HELP,
         description=HELP + ".",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET")
     metrics = targets.add_parser(
         "metrics",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         help="this project's pipeline vs one pair / frame at a time, per metric",
         description="Evaluate a fixed synthetic set (each video with a noisy copy as its "
         "reference and its first frame as condition) two ways in one run and print "

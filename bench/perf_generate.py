@@ -6,6 +6,8 @@ import argparse
 import statistics
 import time
 
+from bench.help_format import HelpFormatter
+
 # SVD-XT's vae/config.json (the constructor's defaults are a one-level toy VAE)
 SVD_XT_VAE = {
     "block_out_channels": (128, 256, 512, 512),
@@ -20,7 +22,7 @@ SVD_XT_VAE = {
 def add_parser(targets) -> None:
     parser = targets.add_parser(
         "generate",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         help="seconds per CFG sampling step and peak memory per arm vs stock SVD",
         description="Random-weight UNets (SVD-XT size with --model svd-xt, the tiny config "
         "otherwise) run classifier-free-guided denoising steps at the given length; "

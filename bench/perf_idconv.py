@@ -23,13 +23,15 @@ import time
 from collections import Counter
 from functools import partial
 
+from bench.help_format import HelpFormatter
+
 
 def add_parser(targets) -> None:
     from bench.perf_generate import add_unet_options
 
     parser = targets.add_parser(
         "idconv",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         help="the identity 3D convolutions alone: as shipped vs other layouts, side by side",
         description="Times one CFG UNet evaluation's worth of ExVideo's identity 3D convolutions "
         "(one per temporal transformer, at its width and latent size; all of exsvd's time over "

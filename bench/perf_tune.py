@@ -33,6 +33,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from bench.help_format import HelpFormatter
+
 TARGET_GIB = 72.0
 CARD_GIB = 80.0  # "one 80 GB GPU"; --memory-limit 79 emulates one on a larger card
 TARGET_FRAMES = 128
@@ -122,7 +124,7 @@ SETTINGS = {
 def add_parser(targets) -> None:
     parser = targets.add_parser(
         "tune",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         help="seconds per post-tuning step and peak memory per memory setting and length",
         description="One post-tuning step (ExVideo's objective, forward + backward + optimizer "
         "step, batch 1) of an arm built from a random-weight UNet (SVD-XT size with --model "

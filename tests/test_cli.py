@@ -602,13 +602,16 @@ def test_perf_metrics_with_only_unavailable_metrics_times_nothing_and_says_why(c
     assert "EXSVD_WEIGHTS_CLIP_VIT_B32" in err and "--allow-random-weights" in err
 
 
-@pytest.mark.parametrize("target", ["metrics", "tune", "generate", "idconv", "budget"])
-def test_perf_help_explains_every_option_and_states_each_default_once(target, capsys):
+@pytest.mark.parametrize("command", ["perf metrics", "perf tune", "perf generate",
+                                     "perf idconv", "perf budget", "eval"])
+def test_help_explains_every_option_and_states_each_default_once(command, capsys):
     import re
 
     with pytest.raises(SystemExit):
-        main(["perf", target, "--help"])
-    options = capsys.readouterr().out.split("\noptions:\n")[1].strip("\n")
+        main([*command.split(), "--help"])
+    out = capsys.readouterr().out
+    assert "(default: None)" not in " ".join(out.split())  # "no default" said nothing
+    options = out.split("\noptions:\n")[1].strip("\n")
     for entry in re.split(r"\n(?=  -)", options):
         flag, *text = re.split(r"\s{2,}", entry.strip(), maxsplit=1)
         help_text = " ".join(" ".join(text).split())
