@@ -420,12 +420,31 @@ def find_videos(path: str | os.PathLike) -> list[Path]:
     folders = [e for e in entries if e.is_dir() and _image_files(e)]
     found = media + folders
     if not found:
+        nested = nested_video_folders(p)
         raise VideoInputError(
             source, "no videos found",
+            f"its sub-folders {_names(nested)} hold videos: give those (one folder level is "
+            "read)" if nested else
             f"expected video files ({', '.join(VIDEO_SUFFIXES)}), arrays (.npy, .npz) or "
             "folders of numbered png/jpg frames",
         )
     return found
+
+
+def nested_video_folders(folder: Path) -> list[Path]:
+    """The sub-folders of ``folder`` that hold video or array files: ``find_videos`` reads one
+    level, where a sub-folder is a video only as a folder of frames."""
+    media = VIDEO_SUFFIXES + ARRAY_SUFFIXES
+    return [
+        e for e in sorted(_visible(folder.iterdir()), key=_natural_key)
+        if e.is_dir() and any(f.suffix.lower() in media and f.is_file()
+                              for f in _visible(e.iterdir()))
+    ]
+
+
+def _names(paths: list[Path], shown: int = 3) -> str:
+    names = ", ".join(p.name for p in paths[:shown])
+    return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
 def _natural_key(p: Path) -> list:

@@ -238,6 +238,16 @@ def test_nothing_to_score_is_said_in_one_line_before_any_weights(tmp_path, capsy
         assert code == 1 and err.count("\n") == 1 and needle in err, err
 
 
+def test_videos_a_folder_level_down_are_named_not_skipped_silently(tmp_path, clip, capsys):
+    np.save(tmp_path / "top.npy", clip)
+    (tmp_path / "arm").mkdir()
+    np.save(tmp_path / "arm" / "deep.npy", clip)
+    code = main(["eval", "--flow", "dis", "--metrics", "warping_error", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0 and "top" in out and "deep" not in out
+    assert f"note: {tmp_path}: the videos in its sub-folders arm are not read" in err, err
+
+
 def test_a_condition_file_that_is_no_image_fails_once_before_compute(tmp_path, clip, capsys):
     for name in ("a.npy", "b.npy"):
         np.save(tmp_path / name, clip)

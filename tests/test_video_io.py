@@ -593,6 +593,22 @@ def test_find_videos_empty_folder(tmp_path):
     check_error(info.value, tmp_path, "no videos found", ".mp4", "png/jpg")
 
 
+def test_a_folder_whose_videos_lie_one_level_down_names_those_folders(tmp_path):
+    from metrics.video_io import nested_video_folders
+
+    for sub in ("svd", "exsvd", "frames"):
+        (tmp_path / sub).mkdir()
+    np.save(tmp_path / "svd" / "a.npy", gradient())
+    (tmp_path / "exsvd" / "a.mp4").write_bytes(b"")
+    save_png(tmp_path / "frames" / "0.png", gradient()[0])
+    assert [p.name for p in find_videos(tmp_path)] == ["frames"]  # a folder of frames: a video
+    assert [p.name for p in nested_video_folders(tmp_path)] == ["exsvd", "svd"]
+    (tmp_path / "frames" / "0.png").unlink()
+    with pytest.raises(VideoInputError) as info:
+        find_videos(tmp_path)
+    check_error(info.value, tmp_path, "no videos found", "sub-folders exsvd, svd hold videos")
+
+
 def test_found_videos_read_back(tmp_path):
     write_video(tmp_path / "a.mp4", gradient(), fps=8)
     np.save(tmp_path / "b.npy", gradient())
