@@ -103,7 +103,7 @@ class VideoContext:
         if min(height, width) < short or max(height, width) < long:
             raise MetricInputError(
                 self.video.source,
-                f"{height}x{width} frames are too small for {self.flow_backend.name} optical "
+                f"{width}x{height} frames are too small for {self.flow_backend.name} optical "
                 f"flow (it needs {short} px on the shorter side and {long} on the longer)",
                 "upscale the video, or leave the flow metrics out with --metrics",
             )
@@ -147,7 +147,7 @@ class Metric:
             raise MetricInputError(
                 ctx.video.source,
                 f"{self.info.name} needs frames of at least {self.info.min_side} px a side, "
-                f"got {height}x{width}",
+                f"got {width}x{height}",
                 "upscale the video or leave this metric out with --metrics",
             )
         return self._score(ctx)

@@ -95,7 +95,7 @@ class IdentityConv3d(nn.Module):
         height, width = self.frame_size
         if min(num_frames, height, width) < 2:
             raise BenchError(
-                f"{num_frames} frames of {height}x{width} latents",
+                f"{num_frames} frames of {width}x{height} latents",
                 "too small for the identity 3D convolution (its reflect padding needs 2 frames "
                 "and 2 latent pixels a side at every UNet level)",
                 "generate 2+ frames at a size that is a multiple of 8 x 2^(levels - 1) and at "
