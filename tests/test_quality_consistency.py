@@ -243,12 +243,12 @@ def test_metrics_refuse_frames_below_their_min_side_and_the_rest_still_score():
     from metrics.functional.quality import SSIM_MIN_SIDE
 
     names = ["ssim_condition", "frame_diff_flicker", "warping_error"]
-    small = make_video("pan", frames=4, size=(SSIM_MIN_SIDE - 3, 20), seed=3).frames  # H, W
+    small = make_video("pan", frames=4, size=(SSIM_MIN_SIDE - 4, 10), seed=3).frames  # H, W
     edge = make_video("pan", frames=4, size=(SSIM_MIN_SIDE + 1,) * 2, seed=3).frames
     low = Evaluator(names, flow="dis")(small)
     # sizes read width x height, as the video readers' messages do
-    assert "needs frames of at least 11 px a side, got 20x8" in low.errors["ssim_condition"]
-    assert "20x8 frames are too small for dis optical flow" in low.errors["warping_error"]
+    assert "needs frames of at least 11 px a side, got 10x7" in low.errors["ssim_condition"]
+    assert "10x7 frames are too small for dis optical flow" in low.errors["warping_error"]
     assert math.isfinite(low.scalars["frame_diff_flicker"])
     scored = Evaluator(names, flow="dis")(edge)  # 12 px: SSIM's window and DIS both fit
     assert not scored.errors and all(math.isfinite(v) for v in scored.scalars.values())
