@@ -459,6 +459,8 @@ def test_unusable_training_videos_fail_in_one_line_before_the_launch(config_file
     err = capsys.readouterr().err
     assert err.count("error: ") == 1 and "no usable training video" in err, err
     assert "Traceback" not in err and "FAILED" not in err  # no launcher's report
+    index = json.loads((tmp_path / "run" / "tune" / ".data-index.json").read_text())
+    assert [entry[1] for entry in index.values()] == [4]  # the lengths, kept for the next scan
 
 
 def test_an_edited_deepspeed_config_retunes(tmp_path, monkeypatch):

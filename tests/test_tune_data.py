@@ -97,3 +97,36 @@ def test_a_video_damaged_past_the_up_front_check_is_skipped_when_drawn(tmp_path,
     (tmp_path / "ok.mp4").unlink()
     with pytest.raises(BenchError, match="every usable training video failed to decode"):
         VideoFolderClips(tmp_path, frames=8, size=32)(0, torch.Generator().manual_seed(0))
+
+
+def test_lengths_are_scanned_once_and_kept_in_the_index(tmp_path, monkeypatch):
+    """A launch's processes and a resumed run read the lengths from the index; a changed or
+    new file is read again; a damaged index is rebuilt."""
+    import variants.data
+
+    data, index = tmp_path / "data", tmp_path / "run" / ".data-index.json"
+    data.mkdir()
+    write_video(data / "a.mp4", make_video("pan", frames=12, size=(32, 32)).frames)
+    write_video(data / "short.mp4", make_video("pan", frames=4, size=(32, 32)).frames)
+    (data / "broken.mp4").write_bytes(b"not a video")
+    first = VideoFolderClips(data, frames=8, size=32, index=index)
+    read, counting = [], variants.data.frame_count
+
+    def count(path):
+        read.append(path.name)
+        return counting(path)
+
+    monkeypatch.setattr(variants.data, "frame_count", count)
+    again = VideoFolderClips(data, frames=8, size=32, index=index)
+    assert read == [] and again._videos == first._videos and again.skipped == first.skipped
+    write_video(data / "short.mp4", make_video("pan", frames=9, size=(32, 32)).frames)
+    write_video(data / "new.mp4", make_video("pan", frames=10, size=(32, 32)).frames)
+    grown = VideoFolderClips(data, frames=8, size=32, index=index)
+    assert sorted(read) == ["new.mp4", "short.mp4"]
+    assert [(p.name, n) for p, n in grown._videos] == [("a.mp4", 12), ("new.mp4", 10),
+                                                       ("short.mp4", 9)]
+    index.write_text('{"x": 1}')
+    read.clear()
+    rebuilt = VideoFolderClips(data, frames=8, size=32, index=index)
+    assert sorted(read) == ["a.mp4", "broken.mp4", "new.mp4", "short.mp4"]
+    assert rebuilt._videos == grown._videos and "broken.mp4" in " ".join(rebuilt.skipped)

@@ -2,11 +2,13 @@
 and reported, never fatal; a folder with nothing usable is a one-line error before any compute.
 A file damaged past what the check reads is skipped when a step fails to decode it.
 
-Only each file's length is read up front (video containers are demuxed, not decoded); a step
-decodes the frames of its own clip, so memory does not grow with the data set."""
+Only each file's length is read up front (video containers are demuxed, not decoded), and kept
+in an index file for the next scan (a launch's processes, a resumed run); a step decodes the
+frames of its own clip, so memory does not grow with the data set."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from metrics.atomic import atomic_path
 from metrics.errors import BenchError
 from metrics.video_io import VIDEO_SUFFIXES, find_videos, read_video
 
@@ -37,22 +40,22 @@ class VideoFolderClips:
 
     Call with (step, generator) for a uint8 batch [B, T, size, size, 3]; the choice of video and
     start frame comes from the generator alone, so every arm of a run sees the same clips.
+    ``index``: a JSON file of the files' lengths (``scan_lengths``).
     """
 
     folder: Path
     frames: int
     size: int
     batch_size: int = 1
+    index: Path | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     _videos: list[tuple[Path, int]] = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         check_size(self.size)
-        for path in find_videos(self.folder):
-            try:
-                length = frame_count(path)
-            except BenchError as err:
-                self.skipped[str(path)] = err.problem
+        for path, length in scan_lengths(find_videos(self.folder), self.index).items():
+            if isinstance(length, str):  # why it cannot be read
+                self.skipped[str(path)] = length
                 continue
             if length < self.frames:
                 self.skipped[str(path)] = f"{length} frames, shorter than {self.frames}"
@@ -88,6 +91,40 @@ class VideoFolderClips:
         if all(str(p) in self.skipped for p, _ in self._videos):
             raise BenchError(self.folder, "every usable training video failed to decode",
                              "check the videos (re-export them) and resume")
+
+
+def scan_lengths(paths: list[Path], index: Path | None = None) -> dict[Path, int | str]:
+    """Each video's frame count, or why it cannot be read. With ``index``, the lengths of files
+    unchanged since the last scan (size and modification time) come from it, not from the files
+    (demuxing every packet of a large data set takes minutes), and this scan is written back."""
+    known = _read_index(index)
+    entries = {}
+    for path in paths:
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        entry = known.get(str(path))
+        if entry is None or entry[0] != stamp:
+            try:
+                entry = [stamp, frame_count(path)]
+            except BenchError as err:
+                entry = [stamp, err.problem]
+        entries[str(path)] = entry
+    if index is not None and entries != known:
+        with atomic_path(index) as tmp:
+            tmp.write_text(json.dumps(entries))
+    return {Path(name): entry[1] for name, entry in entries.items()}
+
+
+def _read_index(index: Path | None) -> dict[str, list]:
+    """An index ``scan_lengths`` wrote; missing or damaged, none (the scan rebuilds it)."""
+    try:
+        entries = json.loads(index.read_text()) if index is not None else {}
+    except (OSError, ValueError):
+        return {}
+    valid = isinstance(entries, dict) and all(
+        isinstance(e, list) and len(e) == 2 and isinstance(e[1], int | str)
+        for e in entries.values())
+    return entries if valid else {}
 
 
 def frame_count(path: Path) -> int:

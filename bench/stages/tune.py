@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 EMA = "unet_ema"  # the tuned arm generation uses: the EMA of its trainable weights
 PENDING = ".pending.json"  # the key of the tuning under way, whose checkpoint a rerun resumes
+DATA_INDEX = ".data-index.json"  # the training videos' lengths, scanned once for all processes
 
 
 def tuned_unet(unit: Unit) -> Path:
@@ -135,7 +136,8 @@ def run(ctx: Context) -> list[Unit]:
         unit for unit in pending_units(ctx, "tune", units)
         if trains_here(ctx, unit.arm) and not is_released(ctx.config, unit.arm)
     ]
-    data = functools.cache(lambda: training_clips(ctx.config, runs=len(readers)))
+    index = ctx.path("tune", DATA_INDEX)
+    data = functools.cache(lambda: training_clips(ctx.config, runs=len(readers), index=index))
     run_units(ctx, "tune", units, lambda unit: tune_arm(ctx, unit, data), drop_resume_state)
     return units
 
@@ -200,7 +202,9 @@ def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
         return
     from variants.posttune import TuneConfig, post_tune
 
-    clips = data() if data is not None else training_clips(config)  # one arm: nothing kept
+    if data is None:  # one arm: nothing kept
+        data = functools.partial(training_clips, config, index=folder.parent / DATA_INDEX)
+    clips = data()
     settings = TuneConfig(
         steps=tune.steps,
         frames=model.extended_length,
@@ -220,10 +224,11 @@ def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
     post_tune(unet, pipeline, clips, settings, folder, resume=True, progress=progress)
 
 
-def training_clips(config: RunConfig, runs: int = 1) -> EncodedClips:
+def training_clips(config: RunConfig, runs: int = 1, index: Path | None = None) -> EncodedClips:
     """The post-tuning clips of the run (synthetic or from ``tune.data``) for ``runs`` arms
     trained one after another in this process: each step's clips are encoded once and kept (in
-    ``variants.posttune.ram_budget``) until the last of them has read them."""
+    ``variants.posttune.ram_budget``) until the last of them has read them. ``index``: where the
+    training videos' lengths are kept (``variants.data.scan_lengths``)."""
     from variants.posttune import EncodedClips, ram_budget, synthetic_clips
 
     model, tune = config.model, config.tune
@@ -233,7 +238,7 @@ def training_clips(config: RunConfig, runs: int = 1) -> EncodedClips:
         return EncodedClips(synthetic_clips(frames, size, tune.batch_size), max_bytes, runs)
     from variants.data import VideoFolderClips
 
-    clips = VideoFolderClips(Path(tune.data), frames, size, tune.batch_size)
+    clips = VideoFolderClips(Path(tune.data), frames, size, tune.batch_size, index)
     if clips.skipped:
         print(
             f"warning: {len(clips.skipped)} training videos skipped (too short or unreadable)",
