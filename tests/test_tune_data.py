@@ -130,3 +130,37 @@ def test_lengths_are_scanned_once_and_kept_in_the_index(tmp_path, monkeypatch):
     rebuilt = VideoFolderClips(data, frames=8, size=32, index=index)
     assert sorted(read) == ["a.mp4", "broken.mp4", "new.mp4", "short.mp4"]
     assert rebuilt._videos == grown._videos and "broken.mp4" in " ".join(rebuilt.skipped)
+
+
+@pytest.mark.parametrize("launched", [False, True])
+def test_the_skipped_videos_are_said_once_not_by_each_process_of_a_launch(
+    tmp_path, monkeypatch, capsys, launched
+):
+    """bench scans the training videos before an arm's launch and warns; its processes read
+    the lengths from the index and stay quiet. A plain child process warns itself."""
+    import json
+    from dataclasses import asdict, replace
+
+    import variants.generate
+    from bench.run_config import RunConfig
+    from bench.stages import tune
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_video(data / "a.mp4", make_video("pan", frames=40, size=(64, 64)).frames)
+    (data / "broken.mp4").write_bytes(b"not a video")
+    config = RunConfig()
+    config.tune = replace(config.tune, data=str(data), steps=1, lr=1e-5, batch_size=1, ema=0.9,
+                          checkpoint_every=1)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"config": asdict(config)}))
+    monkeypatch.setattr(variants.generate, "load_base_pipeline", lambda folder: None)
+    scanned = []
+    monkeypatch.setattr(tune, "train", lambda *args: scanned.append(args[-1]().clips))
+    if launched:
+        monkeypatch.setenv("RANK", "1")
+    assert tune.main([str(run), "exsvd"]) == 0
+    assert [s.folder for s in scanned] == [data] and (run / "tune" / tune.DATA_INDEX).is_file()
+    said = "warning: 1 training videos skipped" in capsys.readouterr().err
+    assert said != launched

@@ -202,9 +202,7 @@ def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
         return
     from variants.posttune import TuneConfig, post_tune
 
-    if data is None:  # one arm: nothing kept
-        data = functools.partial(training_clips, config, index=folder.parent / DATA_INDEX)
-    clips = data()
+    clips = data() if data is not None else training_clips(config)  # one arm: nothing kept
     settings = TuneConfig(
         steps=tune.steps,
         frames=model.extended_length,
@@ -224,11 +222,13 @@ def train(config: RunConfig, pipeline, arm: str, folder: Path, progress: bool,
     post_tune(unet, pipeline, clips, settings, folder, resume=True, progress=progress)
 
 
-def training_clips(config: RunConfig, runs: int = 1, index: Path | None = None) -> EncodedClips:
+def training_clips(config: RunConfig, runs: int = 1, index: Path | None = None,
+                   warn: bool = True) -> EncodedClips:
     """The post-tuning clips of the run (synthetic or from ``tune.data``) for ``runs`` arms
     trained one after another in this process: each step's clips are encoded once and kept (in
     ``variants.posttune.ram_budget``) until the last of them has read them. ``index``: where the
-    training videos' lengths are kept (``variants.data.scan_lengths``)."""
+    training videos' lengths are kept (``variants.data.scan_lengths``); ``warn``: say how many
+    were skipped."""
     from variants.posttune import EncodedClips, ram_budget, synthetic_clips
 
     model, tune = config.model, config.tune
@@ -239,7 +239,7 @@ def training_clips(config: RunConfig, runs: int = 1, index: Path | None = None) 
     from variants.data import VideoFolderClips
 
     clips = VideoFolderClips(Path(tune.data), frames, size, tune.batch_size, index)
-    if clips.skipped:
+    if clips.skipped and warn:
         print(
             f"warning: {len(clips.skipped)} training videos skipped (too short or unreadable)",
             file=sys.stderr,
@@ -296,7 +296,10 @@ def main(argv: list[str]) -> int:
         record = json.loads((run_dir / "run.json").read_text())
         config = config_from_dict(record["config"], str(run_dir / "run.json"))
         pipeline = load_base_pipeline(str(base_folder(config.model)))
-        train(config, pipeline, arm, run_dir / "tune" / arm, "--progress" in argv)
+        # a launch's processes: bench has scanned the training videos and said what it skipped
+        data = functools.partial(training_clips, config, index=run_dir / "tune" / DATA_INDEX,
+                                 warn="RANK" not in os.environ)
+        train(config, pipeline, arm, run_dir / "tune" / arm, "--progress" in argv, data)
     except BenchError as err:
         if os.environ.get("RANK", "0") == "0":  # under a launch every process has it
             print(f"error: {err}", file=sys.stderr)
