@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -132,23 +134,15 @@ def test_lengths_are_scanned_once_and_kept_in_the_index(tmp_path, monkeypatch):
     assert rebuilt._videos == grown._videos and "broken.mp4" in " ".join(rebuilt.skipped)
 
 
-@pytest.mark.parametrize("launched", [False, True])
-def test_the_skipped_videos_are_said_once_not_by_each_process_of_a_launch(
-    tmp_path, monkeypatch, capsys, launched
-):
-    """bench scans the training videos before an arm's launch and warns; its processes read
-    the lengths from the index and stay quiet. A plain child process warns itself."""
+def child_run(tmp_path, monkeypatch, data: Path) -> Path:
+    """A run folder for ``bench.stages.tune.main`` (an arm's child process), data from ``data``;
+    the base model is never loaded."""
     import json
     from dataclasses import asdict, replace
 
     import variants.generate
     from bench.run_config import RunConfig
-    from bench.stages import tune
 
-    data = tmp_path / "data"
-    data.mkdir()
-    write_video(data / "a.mp4", make_video("pan", frames=40, size=(64, 64)).frames)
-    (data / "broken.mp4").write_bytes(b"not a video")
     config = RunConfig()
     config.tune = replace(config.tune, data=str(data), steps=1, lr=1e-5, batch_size=1, ema=0.9,
                           checkpoint_every=1)
@@ -156,6 +150,22 @@ def test_the_skipped_videos_are_said_once_not_by_each_process_of_a_launch(
     run.mkdir()
     (run / "run.json").write_text(json.dumps({"config": asdict(config)}))
     monkeypatch.setattr(variants.generate, "load_base_pipeline", lambda folder: None)
+    return run
+
+
+@pytest.mark.parametrize("launched", [False, True])
+def test_the_skipped_videos_are_said_once_not_by_each_process_of_a_launch(
+    tmp_path, monkeypatch, capsys, launched
+):
+    """bench scans the training videos before an arm's launch and warns; its processes read
+    the lengths from the index and stay quiet. A plain child process warns itself."""
+    from bench.stages import tune
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_video(data / "a.mp4", make_video("pan", frames=40, size=(64, 64)).frames)
+    (data / "broken.mp4").write_bytes(b"not a video")
+    run = child_run(tmp_path, monkeypatch, data)
     scanned = []
     monkeypatch.setattr(tune, "train", lambda *args: scanned.append(args[-1]().clips))
     if launched:
@@ -164,3 +174,29 @@ def test_the_skipped_videos_are_said_once_not_by_each_process_of_a_launch(
     assert [s.folder for s in scanned] == [data] and (run / "tune" / tune.DATA_INDEX).is_file()
     said = "warning: 1 training videos skipped" in capsys.readouterr().err
     assert said != launched
+
+
+def test_each_different_error_of_a_launchs_processes_is_printed_once(tmp_path, monkeypatch,
+                                                                      capsys):
+    """A process of a launch leaves its one-line error for bench, which prints each different
+    one once: the same failure in every process is one line, one process's own is not lost."""
+    from bench.stages import tune
+
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "a.npy", make_video("pan", frames=40, size=(64, 64)).frames)
+    run = child_run(tmp_path, monkeypatch, tmp_path / "data")
+    folder = run / "tune" / "exsvd"
+    for rank, problem in (("0", "same"), ("1", "same"), ("2", "its own")):
+        def fail(*args, problem=problem):
+            raise BenchError("tune", problem, "fix it")
+
+        monkeypatch.setattr(tune, "train", fail)
+        monkeypatch.setenv("RANK", rank)
+        assert tune.main([str(run), "exsvd"]) == 2
+    assert capsys.readouterr().err == ""
+    tune.print_launch_errors(folder)
+    assert capsys.readouterr().err == "error: tune: same; fix it\nerror: tune: its own; fix it\n"
+    assert not list(folder.glob(tune.ERRORS))
+    monkeypatch.delenv("RANK")
+    assert tune.main([str(run), "exsvd"]) == 2  # a plain child process prints its own
+    assert capsys.readouterr().err == "error: tune: its own; fix it\n"

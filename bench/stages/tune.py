@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 EMA = "unet_ema"  # the tuned arm generation uses: the EMA of its trainable weights
 PENDING = ".pending.json"  # the key of the tuning under way, whose checkpoint a rerun resumes
+ERRORS = ".error-rank*.txt"  # a launch's processes' one-line errors, for bench to print once
 DATA_INDEX = ".data-index.json"  # the training videos' lengths, scanned once for all processes
 
 
@@ -149,7 +150,7 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
         drop_resume_state(unit)  # a checkpoint of other settings is never resumed
     for stale in ("unet", EMA):  # an earlier tuning's outputs never outlive a recompute
         shutil.rmtree(folder / stale, ignore_errors=True)
-    for stale in ("loss.csv", "training.json"):
+    for stale in ("loss.csv", "training.json", *folder.glob(ERRORS)):
         (folder / stale).unlink(missing_ok=True)
     with atomic_path(pending) as tmp:
         tmp.write_text(json.dumps({"key": unit.key}))
@@ -166,12 +167,23 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
         env = ctx.shard.solo_env(ctx.config.model.device)
         returncode = run_child(command + (["--progress"] if progress else []), env)
         if returncode:
+            print_launch_errors(folder)
             raise BenchError(
                 f"tune/{unit.arm}",
                 f"post-tuning exited with {returncode}",
                 "see its message above",
             )
     return {}
+
+
+def print_launch_errors(folder: Path) -> None:
+    """The one-line errors the processes of an arm's launch left, each different one once (a
+    failure in every process is one line, one in a single process is not lost)."""
+    errors = sorted(folder.glob(ERRORS), key=lambda p: int(p.stem.rpartition("rank")[2]))
+    for line in dict.fromkeys(path.read_text() for path in errors):
+        print(f"error: {line}", file=sys.stderr)
+    for path in errors:
+        path.unlink()
 
 
 def drop_resume_state(unit: Unit) -> None:
@@ -301,7 +313,11 @@ def main(argv: list[str]) -> int:
                                  warn="RANK" not in os.environ)
         train(config, pipeline, arm, run_dir / "tune" / arm, "--progress" in argv, data)
     except BenchError as err:
-        if os.environ.get("RANK", "0") == "0":  # under a launch every process has it
+        if "RANK" in os.environ:  # a launch's process: bench prints each different error once
+            error = run_dir / "tune" / arm / ERRORS.replace("*", os.environ["RANK"])
+            with atomic_path(error) as tmp:
+                tmp.write_text(str(err))
+        else:
             print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # bench, interrupted, stops its children: no traceback from each
