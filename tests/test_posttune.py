@@ -97,6 +97,34 @@ def test_deterministic_kernels_train_the_steps_and_a_resume_may_switch_them(base
         assert torch.equal(value, trainable_state(resumed)[name]), name
 
 
+def test_ctrl_c_stops_after_the_step_under_way_with_its_checkpoint(base, tmp_path):
+    """Interrupted mid-step, a run finishes that step, checkpoints it (not only every
+    checkpoint_every steps) and stops; its resume equals the straight run."""
+    import os
+    import signal
+    from dataclasses import replace
+
+    plain, config = synthetic_clips(FRAMES, SIZE, 1), replace(CONFIG, checkpoint_every=50)
+
+    def clips(step, generator):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # while the third step draws its clips
+        return plain(step, generator)
+
+    straight = arm_unet(base)
+    post_tune(straight, base, plain, config, tmp_path / "straight", progress=False)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        post_tune(arm_unet(base), base, clips, config, tmp_path / "stopped", progress=False)
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert not (tmp_path / "stopped" / "unet").exists()
+    resumed = arm_unet(base)
+    post_tune(resumed, base, plain, config, tmp_path / "stopped", resume=True, progress=False)
+    for name, value in trainable_state(straight).items():
+        assert torch.equal(value, trainable_state(resumed)[name]), name
+
+
 def test_a_checkpoint_of_another_arm_or_settings_is_refused(base, tmp_path):
     from dataclasses import replace
 

@@ -15,6 +15,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -38,7 +39,12 @@ from variants.launch import (
 from variants.memory import apply_checkpointing, store_frozen_in
 from variants.objective import Batch, ObjectiveConfig, edm_loss
 from variants.repeatable import deterministic_kernels
-from variants.tune_checkpoint import TuneState, load_checkpoint, save_checkpoint
+from variants.tune_checkpoint import (
+    TuneState,
+    interrupt_at_step_end,
+    load_checkpoint,
+    save_checkpoint,
+)
 from variants.unet import set_trainable
 
 
@@ -223,12 +229,15 @@ def post_tune(
     are means over processes and accumulated micro-batches. Checkpoints go to
     ``out_dir/checkpoint.pt`` every ``checkpoint_every`` steps (atomically); ``resume``
     continues from there bit for bit (on a GPU under ``config.deterministic``: see
-    ``variants.repeatable``). ``stop_after`` ends early (as if killed) for tests.
+    ``variants.repeatable``). Ctrl-C in a run of one process stops it at the end of the step
+    under way, checkpointed (KeyboardInterrupt). ``stop_after`` ends early (as if killed).
     """
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    with deterministic_kernels(config.deterministic):
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1  # not a process of a launch
+    with (deterministic_kernels(config.deterministic),
+          interrupt_at_step_end(single) as interrupt):
         accelerator = Accelerator(
             mixed_precision=config.mixed_precision,
             gradient_accumulation_steps=config.grad_accumulation,
@@ -306,9 +315,12 @@ def post_tune(
             bar.set_postfix(loss=f"{total:.4f}")  # tqdm shows it/s itself
             bar.update()
             done = state.step == config.steps
-            if state.step % config.checkpoint_every == 0 or done:
+            if state.step % config.checkpoint_every == 0 or done or interrupt.requested:
                 save_checkpoint(checkpoint, model, params, optimizer, ema, state, accelerator,
                                 made_by)
+            if interrupt.requested:
+                bar.close()
+                raise KeyboardInterrupt
             if stop_after is not None and state.step >= stop_after:
                 bar.close()
                 return checkpoint

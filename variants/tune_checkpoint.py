@@ -6,13 +6,20 @@ curve and the optimizer state. Under DeepSpeed ZeRO each process holds only its 
 the optimizer state, so every process first writes its part with the engine's own
 ``save_checkpoint`` into ``deepspeed/step-N/`` and ``checkpoint.pt`` then names that folder; a
 run killed in between leaves the previous ``checkpoint.pt`` and its folder intact.
+
+Ctrl-C in a run of one process ends it at the end of the step under way, with a checkpoint of
+that step (``interrupt_at_step_end``); a second Ctrl-C ends it at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import shutil
+import signal
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +32,35 @@ from variants.launch import SINGLE_PROCESS, distributed_type
 # settings a resumed run may change: they leave the maths of the remaining steps alone (steps
 # too, unless the learning rate decays over them: cosine)
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "checkpointing", "deterministic")
+
+
+@dataclass
+class Interrupt:
+    requested: bool = False
+
+
+@contextlib.contextmanager
+def interrupt_at_step_end(enabled: bool = True):
+    """Within: a first SIGINT (Ctrl-C) only sets ``requested``, for the loop to checkpoint the
+    step under way and stop; a second raises KeyboardInterrupt at once. Not enabled (the
+    processes of a launch would stop at different steps), or off the main thread: unchanged."""
+    interrupt = Interrupt()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield interrupt
+        return
+
+    def defer(signum, frame):
+        if interrupt.requested:
+            raise KeyboardInterrupt
+        interrupt.requested = True
+        print("\ninterrupted: stopping after this step's checkpoint (Ctrl-C again: at once)",
+              file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, defer)
+    try:
+        yield interrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
