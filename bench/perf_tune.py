@@ -31,7 +31,7 @@ import gc
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.help_format import HelpFormatter
 
@@ -68,6 +68,16 @@ class Setting:
     deterministic: bool = False
 
 
+FULL_CKPT = Setting(
+    "full-ckpt",
+    "bf16, frozen in bf16, whole spatio-temporal transformers checkpointed (temporal blocks "
+    "too) + ResNets, fused AdamW, zero_grad(set_to_none), no chunking",
+    dtype="bfloat16",
+    checkpointing="full",
+    frozen_bf16=True,
+    optimizer="adamw-fused",
+    grads_to_none=True,
+)
 SETTINGS = {
     s.name: s
     for s in (
@@ -96,25 +106,11 @@ SETTINGS = {
             chunking=True,
             grads_to_none=True,
         ),
-        Setting(
-            "full-ckpt",
-            "bf16, frozen in bf16, whole spatio-temporal transformers "
-            "checkpointed (temporal blocks too) + ResNets, fused AdamW, "
-            "zero_grad(set_to_none), no chunking",
-            dtype="bfloat16",
-            checkpointing="full",
-            frozen_bf16=True,
-            optimizer="adamw-fused",
-            grads_to_none=True,
-        ),
-        Setting(
-            "full-ckpt-det",
-            "full-ckpt with deterministic kernels (bit-for-bit runs on GPUs)",
-            dtype="bfloat16",
-            checkpointing="full",
-            frozen_bf16=True,
-            optimizer="adamw-fused",
-            grads_to_none=True,
+        FULL_CKPT,
+        replace(
+            FULL_CKPT,
+            name="full-ckpt-det",
+            description="full-ckpt with deterministic kernels (bit-for-bit runs on GPUs)",
             deterministic=True,
         ),
     )
