@@ -14,8 +14,9 @@ def add_parser(commands) -> None:
         help=HELP,
         description=HELP + ". Reads only RUN_DIR's stored files (results/per_video.parquet, "
         "series.parquet, unavailable.csv, generate/<arm>/*.mp4 and manifests, tune/<arm>/loss.csv, "
-        "run.json, timings.json; all but the first optional) and rewrites results/summary.csv, "
-        "results/paired.csv and report/: index.html, figures/*.png|svg|gif, tables/*.csv.",
+        "run.json, timings.json; all but the first optional: missing or damaged, one is left out "
+        "with a note) and rewrites results/summary.csv, results/paired.csv and report/: "
+        "index.html, figures/*.png|svg|gif, tables/*.csv.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="the --out folder of a run")
     parser.set_defaults(run=run)

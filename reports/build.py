@@ -27,6 +27,7 @@ MAX_STRIPS = 4  # conditions shown as frame strips and previews
 FOLDERS = ("report", "report/figures", "report/tables")
 FILES = ("results/summary.csv", "results/paired.csv", "report/index.html",
          *(f"report/tables/{name}.csv" for name in ("summary", "paired", "main", "unavailable")))
+FIGURE_SUFFIXES = (".png", ".svg", ".gif")  # of the files written in report/figures/
 
 
 @dataclass(frozen=True)
@@ -98,14 +99,15 @@ def record_notes(run, in_run: bool) -> list[str]:
 
 def check_outputs(root: Path) -> None:
     """A one-line error, before any work, when a file stands where the report writes a folder
-    or a folder where it writes a file."""
+    or a folder where it writes a file (in report/figures/: any named as a figure file)."""
     for relative in FOLDERS:
         if (root / relative).exists() and not (root / relative).is_dir():
             raise BenchError(root / relative, "is a file, not a folder",
                              "move or remove it: the report writes a folder there")
-    for relative in FILES:
-        if (root / relative).is_dir():
-            raise BenchError(root / relative, "is a folder, not a file",
+    figures = [p for p in (root / "report" / "figures").glob("*") if p.suffix in FIGURE_SUFFIXES]
+    for path in [*(root / relative for relative in FILES), *sorted(figures)]:
+        if path.is_dir():
+            raise BenchError(path, "is a folder, not a file",
                              "move or remove it: the report writes a file there")
 
 

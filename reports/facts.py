@@ -59,7 +59,7 @@ def steps_text(training: dict, loss: pd.DataFrame | None) -> str:
     """Post-tuning steps, and the launch when each step took the clips of several processes
     (or DeepSpeed's)."""
     steps = training.get("steps_done", "–" if loss is None else len(loss))
-    launch = training.get("launch", {"processes": 1, "distributed": "NO"})
+    launch = {"processes": 1, "distributed": "NO", **training.get("launch", {})}
     if launch["processes"] == 1 and launch["distributed"] == "NO":
         return str(steps)
     return f"{steps} ({launch['processes']} processes, {launch['distributed']})"

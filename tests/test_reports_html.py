@@ -5,6 +5,8 @@ graceful degradation when optional pieces are missing, one-line errors."""
 from __future__ import annotations
 
 import io
+import json
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -275,15 +277,94 @@ def test_damaged_optional_files_are_left_out_with_a_note(run_dir, tmp_path):
         assert note in text, note
 
 
+def edit_json(relative: str, change):
+    """A damage to ``relative``: ``change`` applied to its parsed JSON in place."""
+
+    def damage(run: Path) -> None:
+        data = json.loads((run / relative).read_text())
+        change(data)
+        (run / relative).write_text(json.dumps(data))
+
+    return damage
+
+
+def edit_table(relative: str, change):
+    """A damage to the table ``relative`` (parquet or CSV): ``change`` of its frame."""
+
+    def damage(run: Path) -> None:
+        if relative.endswith(".parquet"):
+            change(pd.read_parquet(run / relative)).to_parquet(run / relative)
+        else:
+            change(pd.read_csv(run / relative)).to_csv(run / relative, index=False)
+
+    return damage
+
+
+# damage inside optional files that parse: each crashed the build before
+INNER_DAMAGE = {
+    "timings.json has stages of the wrong type (list)": edit_json(
+        "timings.json", lambda d: d.update(stages=[1])
+    ),
+    "run.json has config.model.base_length of the wrong type (string)": edit_json(
+        "run.json", lambda d: d["config"]["model"].update(base_length="eight")
+    ),
+    "run.json has earlier_environments[0] of the wrong type (list)": edit_json(
+        "run.json", lambda d: d.update(earlier_environments=[["torch"]])
+    ),
+    "generate/exsvd/manifest.json has generation of the wrong type (null)": edit_json(
+        "generate/exsvd/manifest.json", lambda d: d.update(generation=None)
+    ),
+    "generate/svd/manifest.json has weights_sha256.unet of the wrong type (number)": edit_json(
+        "generate/svd/manifest.json", lambda d: d["weights_sha256"].update(unet=7)
+    ),
+    "tune/exsvd/training.json has launch of the wrong type (list)": edit_json(
+        "tune/exsvd/training.json", lambda d: d.update(launch=[2])
+    ),
+    "tune/exsvd-cyclic-pe/training.json has parameters.pe of the wrong type (string)": edit_json(
+        "tune/exsvd-cyclic-pe/training.json", lambda d: d["parameters"].update(pe="many")
+    ),
+    "tune/exsvd-static-pe/loss.csv has non-numeric columns ['loss']": edit_table(
+        "tune/exsvd-static-pe/loss.csv", lambda t: t.assign(loss=t["loss"].astype(str) + "?")
+    ),
+    "results/series.parquet has non-numeric columns ['value']": edit_table(
+        "results/series.parquet", lambda t: t.assign(value=t["value"].astype(str))
+    ),
+    "results/series.parquet has arms the per-video results lack ['ghost']": edit_table(
+        "results/series.parquet", lambda t: t.replace({"arm": {"svd": "ghost"}})
+    ),
+}
+
+
+@pytest.mark.parametrize("note", INNER_DAMAGE)
+def test_damage_inside_an_optional_file_leaves_the_file_out(run_dir, tmp_path, note):
+    from reports.rundir import load_run
+
+    run = Path(shutil.copytree(run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("*.mp4")))
+    INNER_DAMAGE[note](run)
+    assert f"{note}; left out" in load_run(run).notes
+
+
+def test_the_report_builds_around_damage_inside_optional_files(run_dir, tmp_path):
+    run = Path(shutil.copytree(run_dir, tmp_path / "run"))  # one build for all: 15 s each
+    for damage in INNER_DAMAGE.values():
+        damage(run)
+    assert main(["report", str(run)]) == 0
+    text = (run / "report" / "index.html").read_text(encoding="utf-8")
+    for note in INNER_DAMAGE:  # a file's first damage found is the one its note names
+        assert re.search(rf"{re.escape(note.split()[0])} has [^<]*; left out", text), note
+    assert "290.5 s" not in text and "2026-11-02T10:00:00" not in text  # left out, not shown
+
+
 @pytest.mark.parametrize(
     ("piece", "make"),
-    [("report", Path.touch), ("results/summary.csv", Path.mkdir), ("report/tables", Path.touch)],
+    [("report", Path.touch), ("results/summary.csv", Path.mkdir), ("report/tables", Path.touch),
+     ("report/figures/loss.png", Path.mkdir), ("report/figures/preview_pan_0.gif", Path.mkdir)],
 )
 def test_output_paths_in_the_way_are_one_line_errors(run_dir, tmp_path, capsys, piece, make):
     run = Path(shutil.copytree(run_dir, tmp_path / "run"))
     shutil.rmtree(run / "report", ignore_errors=True)
     (run / piece).unlink(missing_ok=True)
-    (run / piece).parent.mkdir(exist_ok=True)
+    (run / piece).parent.mkdir(parents=True, exist_ok=True)
     make(run / piece)
     assert main(["report", str(run)]) == 2
     err = capsys.readouterr().err.strip()
