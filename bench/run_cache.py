@@ -98,10 +98,12 @@ def folder_stamp(folder: Path) -> str:
 
 
 def read_record(path: Path) -> dict | None:
+    """A done record, or None where it is missing or damaged (not a JSON object included)."""
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def valid_record(unit: Unit, checksums: Checksums) -> dict | None:

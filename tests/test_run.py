@@ -532,3 +532,18 @@ def test_two_accelerate_processes_merge_to_the_single_process_results(
     for arm in ARMS:
         manifests = [(r / "generate" / arm / "manifest.json").read_text() for r in (run, baseline)]
         assert manifests[0] == manifests[1]
+
+
+def test_a_damaged_done_record_counts_as_not_done(tmp_path):
+    """Any JSON that is not an object (a record cut or overwritten by hand) is no record: the
+    unit is recomputed, and bench report's refresh of its own record leaves it alone."""
+    from bench.run_cache import read_record
+    from bench.stages.report import refresh_record
+
+    record = tmp_path / "report" / ".done.json"
+    record.parent.mkdir()
+    for text in ('["key"]', '"key"', "3", "null", "{"):
+        record.write_text(text)
+        assert read_record(record) is None
+        refresh_record(tmp_path)
+        assert record.read_text() == text
