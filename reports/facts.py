@@ -41,6 +41,21 @@ def provenance(per_video: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]
     return backends, versions
 
 
+# the evaluator's names (it runs without a run.json too) for packages run.json lists by
+# distribution name; cv2.__version__ is the distribution's version without its build number
+EVALUATOR_NAMES = {"exsvd_bench": "exsvd-bench", "opencv": "opencv-python-headless"}
+
+
+def merged_versions(run_versions: dict[str, str], evaluator: dict[str, str]) -> dict[str, str]:
+    """run.json's versions and the evaluator's, a package once where both name it alike."""
+    merged = dict(run_versions)
+    for name, value in evaluator.items():
+        twin = merged.get(EVALUATOR_NAMES.get(name, name))
+        if twin is None or not (twin == value or str(twin).startswith(f"{value}.")):
+            merged[name] = value
+    return merged
+
+
 LOSS_WEIGHTS = {"exvideo": "sqrt(σ²+1)/σ (ExVideo)", "edm": "(σ²+1)/σ² (SVD)"}
 
 
@@ -140,7 +155,7 @@ def run_facts(run: Run, in_run: bool = False) -> dict:
         "config": flatten(run.record.get("config", {})),
         "arms": arm_rows(run),
         "backends": backends,
-        "versions": {**run.record.get("versions", {}), **versions},
+        "versions": merged_versions(run.record.get("versions", {}), versions),
         "hardware": hardware,
         "seeds": seeds(run),
         "timings": timings(run, in_run),

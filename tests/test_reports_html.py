@@ -370,3 +370,14 @@ def test_output_paths_in_the_way_are_one_line_errors(run_dir, tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith(f"error: {run / piece}: ")
     assert "move or remove it" in err
+
+
+def test_versions_name_a_package_once_where_run_json_and_the_evaluator_agree():
+    from reports.facts import merged_versions
+
+    run = {"exsvd-bench": "0.1.0", "opencv-python-headless": "5.0.10.93", "torch": "2.14.1"}
+    same = {"exsvd_bench": "0.1.0", "opencv": "5.0.10", "torch": "2.14.1", "python": "3.11.7"}
+    assert merged_versions(run, same) == {**run, "python": "3.11.7"}
+    other = {"exsvd_bench": "0.2.0", "opencv": "5.0.1", "torch": "2.13.0 | 2.14.1"}
+    assert merged_versions(run, other) == {**run, **other}  # evaluated elsewhere: both shown
+    assert merged_versions({}, same) == same  # no run.json: the evaluator's own
