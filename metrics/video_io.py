@@ -409,6 +409,9 @@ def find_videos(path: str | os.PathLike) -> list[Path]:
     if not p.is_dir():
         if p.suffix.lower() not in VIDEO_SUFFIXES + ARRAY_SUFFIXES + IMAGE_SUFFIXES:
             raise _unsupported(source, p.suffix)
+        if not p.is_file():  # reading a pipe would wait for a writer forever
+            raise VideoInputError(source, "is not a regular file (a pipe or a device)",
+                                  "save the video to a file and give that")
         return [p]
     entries = sorted(_visible(p.iterdir()), key=_natural_key)
     media = [

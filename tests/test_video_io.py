@@ -585,6 +585,15 @@ def test_find_videos_expands_a_folder_of_videos(tmp_path):
     assert all(p.parent == tmp_path for p in found)
 
 
+def test_a_pipe_named_like_a_video_is_refused_not_waited_on(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "x.mp4")
+    with pytest.raises(VideoInputError) as info:
+        find_videos(tmp_path / "x.mp4")
+    check_error(info.value, tmp_path / "x.mp4", "not a regular file", "save the video")
+
+
 def test_find_videos_empty_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "sub").mkdir()
