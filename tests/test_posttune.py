@@ -312,3 +312,19 @@ def test_learning_rate_schedule_warm_up_then_constant_or_cosine():
     assert learning_rate(cosine, 10) == pytest.approx(1e-3)
     decay = [learning_rate(cosine, s) for s in range(10, 100)]
     assert decay == sorted(decay, reverse=True) and decay[-1] < 1e-5
+
+
+def test_an_op_without_a_deterministic_kernel_is_a_one_line_error():
+    """On a GPU some ops have none (CUDA's reflection-pad backward, which the identity convs
+    avoid); torch's error becomes one line naming the op and the setting."""
+    from metrics.errors import BenchError
+    from variants.repeatable import deterministic_kernels
+
+    before = torch.are_deterministic_algorithms_enabled()
+    expected = r"^tune.deterministic: some_op_cuda has no determ"
+    with pytest.raises(BenchError, match=expected) as e, deterministic_kernels():
+        raise RuntimeError("some_op_cuda does not have a deterministic implementation, but "
+                           "you set 'torch.use_deterministic_algorithms(True)'. ...")
+    assert "\n" not in str(e.value) and torch.are_deterministic_algorithms_enabled() == before
+    with pytest.raises(RuntimeError, match="other"), deterministic_kernels():
+        raise RuntimeError("other")

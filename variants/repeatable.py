@@ -14,13 +14,15 @@ import os
 
 import torch
 
+from metrics.errors import BenchError
+
 CUBLAS_WORKSPACE = ":4096:8"  # cuBLAS's fixed-order reductions need a workspace of its own
 
 
 @contextlib.contextmanager
 def deterministic_kernels(enabled: bool = True):
-    """Within: torch's deterministic algorithms and cuDNN's, or an error naming an op that has
-    none; the previous settings after. Not enabled: nothing changes."""
+    """Within: torch's deterministic algorithms and cuDNN's, or a one-line error naming an op
+    that has none; the previous settings after. Not enabled: nothing changes."""
     if not enabled:
         yield
         return
@@ -30,6 +32,13 @@ def deterministic_kernels(enabled: bool = True):
     torch.backends.cudnn.deterministic = True
     try:
         yield
+    except RuntimeError as err:
+        op, missing, _ = str(err).partition(" does not have a deterministic implementation")
+        if not missing:
+            raise
+        raise BenchError("tune.deterministic", f"{op} has no deterministic kernel here",
+                         "set tune.deterministic = false (results then differ in rounding "
+                         "from run to run)") from None
     finally:
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.deterministic = before[1]
