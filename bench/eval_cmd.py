@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
     condition = single_condition(args.condition)
     from metrics import Evaluator
-    from metrics.video_io import find_videos, nested_video_folders
+    from metrics.video_io import find_videos, names_of, nested_video_folders
 
     problems: list[str] = []
     inputs: list[Path] = []
@@ -162,9 +162,8 @@ def run(args: argparse.Namespace) -> int:
             problems.append(str(err))
             continue
         if nested := Path(path).is_dir() and nested_video_folders(Path(path)):
-            names = ", ".join(p.name for p in nested[:3]) + (", ..." if len(nested) > 3 else "")
-            print(f"note: {path}: the videos in its sub-folders {names} are not read (one "
-                  "folder level is): give those folders too", file=sys.stderr)
+            print(f"note: {path}: the videos in its sub-folders {names_of(nested)} are not read "
+                  "(one folder level is): give those folders too", file=sys.stderr)
     first: dict[Path, Path] = {}
     for path in inputs:
         first.setdefault(path.resolve(), path)

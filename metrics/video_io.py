@@ -426,7 +426,7 @@ def find_videos(path: str | os.PathLike) -> list[Path]:
         nested = nested_video_folders(p)
         raise VideoInputError(
             source, "no videos found",
-            f"its sub-folders {_names(nested)} hold videos: give those (one folder level is "
+            f"its sub-folders {names_of(nested)} hold videos: give those (one folder level is "
             "read)" if nested else
             f"expected video files ({', '.join(VIDEO_SUFFIXES)}), arrays (.npy, .npz) or "
             "folders of numbered png/jpg frames",
@@ -445,7 +445,8 @@ def nested_video_folders(folder: Path) -> list[Path]:
     ]
 
 
-def _names(paths: list[Path], shown: int = 3) -> str:
+def names_of(paths: list[Path], shown: int = 3) -> str:
+    """The first ``shown`` names, and how many more, for a message."""
     names = ", ".join(p.name for p in paths[:shown])
     return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
