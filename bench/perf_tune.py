@@ -117,6 +117,9 @@ SETTINGS = {
 }
 
 
+NAME_WIDTH = max(map(len, SETTINGS))  # the settings column of the table
+
+
 def add_parser(targets) -> None:
     parser = targets.add_parser(
         "tune",
@@ -337,7 +340,7 @@ def run_tune(args: argparse.Namespace) -> int:
         print(f"GPU: {torch.cuda.get_device_name(args.device)}{limit}")
     print("settings:")
     for setting in settings:
-        print(f"  {setting.name:13s} {setting.description}")
+        print(f"  {setting.name:{NAME_WIDTH}s} {setting.description}")
     results: dict[tuple[int, str], dict] = {}
     trainable = 0
     for setting in settings:
@@ -374,7 +377,7 @@ def _describe(cell: dict) -> str:
 
 def _print_table(results, settings, frame_counts, trainable: int) -> None:
     print(
-        f"{'frames':>6s} {'setting':13s} {'s/step':>8s} {'ratio':>7s} {'peak GiB':>9s} "
+        f"{'frames':>6s} {'setting':{NAME_WIDTH}s} {'s/step':>8s} {'ratio':>7s} {'peak GiB':>9s} "
         f"{'reserved':>9s} {'trainable M':>11s}"
     )
     skipped = False
@@ -386,13 +389,13 @@ def _print_table(results, settings, frame_counts, trainable: int) -> None:
                 skipped |= "skipped" in cell
                 mark = "OOM*" if "skipped" in cell else "OOM"
                 print(
-                    f"{frames:6d} {setting.name:13s} {mark:>8s} {'':>7s} {'':>9s} {'':>9s} "
-                    f"{trainable / 1e6:11.1f}"
+                    f"{frames:6d} {setting.name:{NAME_WIDTH}s} {mark:>8s} {'':>7s} {'':>9s} "
+                    f"{'':>9s} {trainable / 1e6:11.1f}"
                 )
                 continue
             reference = reference or cell["seconds"]
             print(
-                f"{frames:6d} {setting.name:13s} {cell['seconds']:8.3f} "
+                f"{frames:6d} {setting.name:{NAME_WIDTH}s} {cell['seconds']:8.3f} "
                 f"{cell['seconds'] / reference:6.2f}x {_gib(cell.get('peak')):>9s} "
                 f"{_gib(cell.get('reserved')):>9s} {trainable / 1e6:11.1f}"
             )
