@@ -150,8 +150,8 @@ def tune_arm(ctx: Context, unit: Unit, data: Callable[[], EncodedClips]) -> dict
         drop_resume_state(unit)  # a checkpoint of other settings is never resumed
     for stale in ("unet", EMA):  # an earlier tuning's outputs never outlive a recompute
         shutil.rmtree(folder / stale, ignore_errors=True)
-    for stale in ("loss.csv", "training.json", *folder.glob(ERRORS)):
-        (folder / stale).unlink(missing_ok=True)
+    for stale in (folder / "loss.csv", folder / "training.json", *folder.glob(ERRORS)):
+        stale.unlink(missing_ok=True)
     with atomic_path(pending) as tmp:
         tmp.write_text(json.dumps({"key": unit.key}))
     progress = ctx.shard.is_main and sys.stderr.isatty()
