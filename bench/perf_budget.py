@@ -33,7 +33,7 @@ def add_parser(targets) -> None:
     )
     parser.add_argument("--budget", default="quick", choices=tuple(BUDGETS),
                         help="the bench run budget whose post-tuning is timed")
-    parser.add_argument("--steps", type=int, help="steps per arm; %(default)s means the budget's")
+    parser.add_argument("--steps", type=int, help="steps per arm (default: the budget's)")
     parser.add_argument("--base", default="tiny", help="base model, as the model.base setting")
     parser.add_argument("--frames", type=int, default=32, help="post-tuning length")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),

@@ -620,7 +620,9 @@ def test_help_explains_every_option_and_states_each_default_once(command, capsys
     with pytest.raises(SystemExit):
         main([*command.split(), "--help"])
     out = capsys.readouterr().out
-    assert "(default: None)" not in " ".join(out.split())  # "no default" said nothing
+    said = " ".join(out.split())
+    assert "(default: None)" not in said and "None means" not in said  # "no default"
+    assert "(default: False)" not in said  # a flag is off unless given
     options = out.split("\noptions:\n")[1].strip("\n")
     for entry in re.split(r"\n(?=  -)", options):
         flag, *text = re.split(r"\s{2,}", entry.strip(), maxsplit=1)
