@@ -94,6 +94,7 @@ def check_against_reference(out: Path, reference, distributed: str) -> None:
                                    rtol=1e-5, atol=0)
         record = json.loads((out / folder / "training.json").read_text())
         assert record["launch"] == {"processes": PROCESSES, "distributed": distributed}
+        assert record["config"]["deterministic"] == (distributed == "MULTI_CPU")
 
 
 @pytest.mark.slow

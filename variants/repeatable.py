@@ -4,7 +4,8 @@ CPU kernels already do. On CUDA, attention backward, cuDNN and cuBLAS may sum in
 from run to run: two straight post-tuning runs of the tiny model on an H200 differed by up to
 1.8e-3 in the trained weights (AdamW turns each step's rounding into an lr-sized move), as much
 as a resume that lost its optimizer state would. Under ``deterministic_kernels`` they matched
-bit for bit, resumes too (the identity convs then pad by copies: ``variants.modules``).
+bit for bit, resumes too (the identity convs then pad by copies: ``variants.modules``). torch's
+filling of new buffers under deterministic algorithms stays on, as measured.
 """
 
 from __future__ import annotations
