@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -232,107 +233,141 @@ def post_tune(
     ``variants.repeatable``). Ctrl-C in a run of one process stops it at the end of the step
     under way, checkpointed (KeyboardInterrupt). ``stop_after`` ends early (as if killed).
     """
-    from accelerate import Accelerator
     from tqdm import tqdm
 
     single = int(os.environ.get("WORLD_SIZE", "1")) == 1  # not a process of a launch
     with (deterministic_kernels(config.deterministic),
           interrupt_at_step_end(single) as interrupt):
+        run = _Training.prepare(unet, config, train_all)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if batches is None:
+            batches = _encoded_batches(clips, pipeline, config, run.accelerator.device)
+        checkpoint = out_dir / "checkpoint.pt"
+        made_by = {"config": asdict(config), "arm": _arm_config(unet), "trainable": run.names,
+                   "launch": run.launch}
+        kept = run.model, run.params, run.optimizer, run.ema  # what a checkpoint holds
+        state = TuneState()
+        if resume and checkpoint.is_file():
+            state = load_checkpoint(checkpoint, *kept, run.accelerator, made_by)
+        shown = progress and run.accelerator.is_main_process
+        with tqdm(total=config.steps, initial=state.step, desc="post-tune", unit="step",
+                  disable=not shown) as bar:
+            for step in range(state.step, config.steps):
+                loss = run.step(batches, config, step)
+                state.step, state.losses = step + 1, [*state.losses, loss]
+                bar.set_postfix(loss=f"{loss:.4f}")  # tqdm shows it/s itself
+                bar.update()
+                done = state.step == config.steps
+                if state.step % config.checkpoint_every == 0 or done or interrupt.requested:
+                    save_checkpoint(checkpoint, *kept, state, run.accelerator, made_by)
+                if interrupt.requested:
+                    raise KeyboardInterrupt
+                if stop_after is not None and state.step >= stop_after:
+                    return checkpoint
+        run.save(state, config, out_dir)
+        return out_dir
+
+
+def _encoded_batches(clips, pipeline, config: TuneConfig, device) -> Callable:
+    """``batches(step, generator)`` from ``clips`` through ``pipeline``'s encoders, moved to
+    ``device`` (the base UNet stays where it is)."""
+    pipeline.vae.to(device)
+    pipeline.image_encoder.to(device)
+    source = clips if isinstance(clips, EncodedClips) else EncodedClips(clips, max_bytes=0)
+    source.begin_run()
+    return functools.partial(source.encode, pipeline, config)
+
+
+@dataclass
+class _Training:
+    """A UNet prepared for post-tuning by accelerate, with its optimizer and EMA."""
+
+    accelerator: object
+    model: torch.nn.Module  # as prepared: DDP or DeepSpeed's engine around the UNet
+    forward: Callable  # the model, given 16-bit inputs where DeepSpeed holds 16-bit weights
+    optimizer: torch.optim.Optimizer
+    names: list[str]  # the trained parameters'
+    params: list[torch.nn.Parameter]
+    ema: list[torch.Tensor]
+    counts: dict[str, int]
+    launch: dict
+    base_frozen: dict[str, torch.Tensor]  # saved as they were, not as they trained (as svd and
+    # svd-long load them): a CPU copy where training casts them, else empty
+
+    @classmethod
+    def prepare(cls, unet, config: TuneConfig, train_all: bool) -> _Training:
+        """Mark what trains (the arm's set, or everything), apply the memory levers, and
+        prepare the UNet and AdamW (refused before any compute if the launch cannot train)."""
+        from accelerate import Accelerator
+
         accelerator = Accelerator(
             mixed_precision=config.mixed_precision,
             gradient_accumulation_steps=config.grad_accumulation,
         )
         check_launch(accelerator, config.grad_accumulation)
-        out_dir.mkdir(parents=True, exist_ok=True)
         counts = set_trainable(unet, True)
         if train_all:
             unet.requires_grad_(True)
             counts["trainable"] = sum(p.numel() for p in unet.parameters())
         apply_checkpointing(unet, config.checkpointing)
-        base_frozen = {}  # saved as they were, not as they trained (as svd and svd-long load them)
+        base_frozen = {}
         if accelerator.is_main_process and casts_frozen_weights(accelerator, config.frozen_dtype):
             base_frozen = {n: p.detach().to("cpu", copy=True)
                            for n, p in unet.named_parameters() if not p.requires_grad}
         store_frozen_in(unet, config.frozen_dtype)
         unet.train()
-        if batches is None:  # only the encoders: the base UNet stays where it is
-            pipeline.vae.to(accelerator.device)
-            pipeline.image_encoder.to(accelerator.device)
-            source = clips if isinstance(clips, EncodedClips) else EncodedClips(clips, max_bytes=0)
-            source.begin_run()
         names = [name for name, p in unet.named_parameters() if p.requires_grad]
         params = [p for p in unet.parameters() if p.requires_grad]
         fused = {"fused": True} if config.fused_adamw else {}
         optimizer = torch.optim.AdamW(params, lr=config.lr, **fused)
         prepare_deepspeed(accelerator, config.batch_size)
         model, optimizer = accelerator.prepare(unet, optimizer)
-        forward = sixteen_bit_inputs(model, accelerator)
         # after prepare: on the parameters' device; float32 where DeepSpeed holds them in 16 bits.
         # There it averages the 16-bit weights the model computes with: averaging the fp32 masters
         # would gather every trainable weight from the partitions at every step
         ema = [p.detach().float().clone() for p in params]
-        state = TuneState()
-        checkpoint = out_dir / "checkpoint.pt"
-        launch = launch_of(accelerator)
-        made_by = {"config": asdict(config), "arm": _arm_config(unet), "trainable": names,
-                   "launch": launch}
-        if resume and checkpoint.is_file():
-            state = load_checkpoint(checkpoint, model, params, optimizer, ema, accelerator, made_by)
-        bar = tqdm(
-            total=config.steps,
-            initial=state.step,
-            desc="post-tune",
-            unit="step",
-            disable=not (progress and accelerator.is_main_process),
-        )
-        for step in range(state.step, config.steps):
-            seed = (config.seed * 1_000_003 + step) * 1_009 + accelerator.process_index
-            generator = torch.Generator().manual_seed(seed)
-            optimizer.zero_grad(set_to_none=True)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
-            total = 0.0
-            for _ in range(config.grad_accumulation):
-                if batches is None:
-                    batch = source.encode(pipeline, config, step, generator)
-                else:
-                    batch = batches(step, generator)
-                # gradients are synced (and DeepSpeed steps) after the last micro-batch only;
-                # backward divides the loss by grad_accumulation (DeepSpeed's engine does it itself)
-                with accelerator.accumulate(model):
-                    with accelerator.autocast():
-                        loss = edm_loss(forward, batch, config.objective, generator)
-                    accelerator.backward(loss)
-                total += loss.item() / config.grad_accumulation
-            optimizer.step()  # a no-op under DeepSpeed, whose engine stepped in backward
-            if accelerator.num_processes > 1:  # the loss of the gradient: the mean over processes
-                total = torch.tensor(total, dtype=torch.float64, device=accelerator.device)
-                total = accelerator.reduce(total, "mean").item()
-            with torch.no_grad():
-                for average, param in zip(ema, params, strict=True):
-                    average.lerp_(param.detach().float().to(average.dtype), 1 - config.ema_decay)
-            state.step, state.losses = step + 1, [*state.losses, total]
-            bar.set_postfix(loss=f"{total:.4f}")  # tqdm shows it/s itself
-            bar.update()
-            done = state.step == config.steps
-            if state.step % config.checkpoint_every == 0 or done or interrupt.requested:
-                save_checkpoint(checkpoint, model, params, optimizer, ema, state, accelerator,
-                                made_by)
-            if interrupt.requested:
-                bar.close()
-                raise KeyboardInterrupt
-            if stop_after is not None and state.step >= stop_after:
-                bar.close()
-                return checkpoint
-        bar.close()
-        trained = full_precision(params, accelerator)
-        if accelerator.is_main_process:
-            unwrapped = accelerator.unwrap_model(model)
-            tuned = {**base_frozen, **dict(zip(names, trained, strict=True))}
-            averaged = {**base_frozen, **dict(zip(names, ema, strict=True))}
-            _write_outputs(unwrapped, tuned, averaged, state, config, counts, launch, out_dir)
-        accelerator.wait_for_everyone()
-        return out_dir
+        return cls(accelerator, model, sixteen_bit_inputs(model, accelerator), optimizer, names,
+                   params, ema, counts, launch_of(accelerator), base_frozen)
+
+    def step(self, batches: Callable[[int, torch.Generator], Batch], config: TuneConfig,
+             step: int) -> float:
+        """One optimizer step on ``grad_accumulation`` micro-batches of ``batches``, drawn with
+        the generator of (seed, step, process), then the EMA; the loss, a mean over the
+        micro-batches and the processes."""
+        accelerator = self.accelerator
+        seed = (config.seed * 1_000_003 + step) * 1_009 + accelerator.process_index
+        generator = torch.Generator().manual_seed(seed)
+        self.optimizer.zero_grad(set_to_none=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        total = 0.0
+        for _ in range(config.grad_accumulation):
+            batch = batches(step, generator)
+            # gradients are synced (and DeepSpeed steps) after the last micro-batch only;
+            # backward divides the loss by grad_accumulation (DeepSpeed's engine does it itself)
+            with accelerator.accumulate(self.model):
+                with accelerator.autocast():
+                    loss = edm_loss(self.forward, batch, config.objective, generator)
+                accelerator.backward(loss)
+            total += loss.item() / config.grad_accumulation
+        self.optimizer.step()  # a no-op under DeepSpeed, whose engine stepped in backward
+        if accelerator.num_processes > 1:  # the loss of the gradient: the mean over processes
+            total = torch.tensor(total, dtype=torch.float64, device=accelerator.device)
+            total = accelerator.reduce(total, "mean").item()
+        with torch.no_grad():
+            for average, param in zip(self.ema, self.params, strict=True):
+                average.lerp_(param.detach().float().to(average.dtype), 1 - config.ema_decay)
+        return total
+
+    def save(self, state: TuneState, config: TuneConfig, out_dir: Path) -> None:
+        """The tuned arm, its EMA, loss curve and record, written by the main process."""
+        trained = full_precision(self.params, self.accelerator)
+        if self.accelerator.is_main_process:
+            tuned = {**self.base_frozen, **dict(zip(self.names, trained, strict=True))}
+            averaged = {**self.base_frozen, **dict(zip(self.names, self.ema, strict=True))}
+            _write_outputs(self.accelerator.unwrap_model(self.model), tuned, averaged, state,
+                           config, self.counts, self.launch, out_dir)
+        self.accelerator.wait_for_everyone()
 
 
 @contextlib.contextmanager
