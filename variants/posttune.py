@@ -283,7 +283,8 @@ class _Training:
     """A UNet prepared for post-tuning by accelerate, with its optimizer and EMA."""
 
     accelerator: object
-    model: torch.nn.Module  # as prepared: DDP or DeepSpeed's engine around the UNet
+    unet: torch.nn.Module
+    model: torch.nn.Module  # as prepared: the UNet, or DDP or DeepSpeed's engine around it
     forward: Callable  # the model, given 16-bit inputs where DeepSpeed holds 16-bit weights
     optimizer: torch.optim.Optimizer
     names: list[str]  # the trained parameters'
@@ -326,8 +327,8 @@ class _Training:
         # There it averages the 16-bit weights the model computes with: averaging the fp32 masters
         # would gather every trainable weight from the partitions at every step
         ema = [p.detach().float().clone() for p in params]
-        return cls(accelerator, model, sixteen_bit_inputs(model, accelerator), optimizer, names,
-                   params, ema, counts, launch_of(accelerator), base_frozen)
+        return cls(accelerator, unet, model, sixteen_bit_inputs(model, accelerator), optimizer,
+                   names, params, ema, counts, launch_of(accelerator), base_frozen)
 
     def step(self, batches: Callable[[int, torch.Generator], Batch], config: TuneConfig,
              step: int) -> float:
@@ -365,8 +366,10 @@ class _Training:
         if self.accelerator.is_main_process:
             tuned = {**self.base_frozen, **dict(zip(self.names, trained, strict=True))}
             averaged = {**self.base_frozen, **dict(zip(self.names, self.ema, strict=True))}
-            _write_outputs(self.accelerator.unwrap_model(self.model), tuned, averaged, state,
-                           config, self.counts, self.launch, out_dir)
+            # the UNet itself, not accelerate's unwrap_model, which imports DeepSpeed where it
+            # is installed (its "Setting accelerator to CPU" warning on CPUs)
+            _write_outputs(self.unet, tuned, averaged, state, config, self.counts, self.launch,
+                           out_dir)
         self.accelerator.wait_for_everyone()
 
 
