@@ -20,7 +20,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from metrics.atomic import atomic_path
 from metrics.errors import VideoInputError
@@ -32,6 +32,7 @@ ARRAY_SUFFIXES = (".npy", ".npz")
 _SUPPORTED = ", ".join(VIDEO_SUFFIXES + ARRAY_SUFFIXES + IMAGE_SUFFIXES)
 _EXPECTED = "expected uint8 [T, H, W, 3] (or float in [0, 1])"
 _WRITABLE = (".mp4", ".gif")
+ORIENTATION = 0x0112  # the EXIF tag
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,7 @@ def _read_av(p: Path, source: str) -> Video:
         raise VideoInputError(source, f"cannot open as video ({_av_reason(err)})", fix) from None
     frames: list[np.ndarray] = []
     durations: list[float] = []
+    turned: set[int] = set()
     with container:
         if not container.streams.video:
             raise VideoInputError(source, "has no video stream", fix)
@@ -263,7 +265,8 @@ def _read_av(p: Path, source: str) -> Video:
             for packet in container.demux(stream):
                 packets += 1 if packet.size else 0
                 for frame in packet.decode():
-                    rgb = frame.to_ndarray(format="rgb24")
+                    rgb = _upright(frame, source)
+                    turned.add(frame.rotation)
                     if frames and rgb.shape != frames[0].shape:
                         h0, w0 = frames[0].shape[:2]
                         raise VideoInputError(
@@ -290,7 +293,20 @@ def _read_av(p: Path, source: str) -> Video:
             fps = float(rate) if rate else None
     if not frames:
         raise VideoInputError(source, "zero frames decoded", fix)
-    return Video(np.ascontiguousarray(np.stack(frames)), fps, source)
+    notes = tuple(f"rotated {-angle % 360} degrees clockwise, as its display matrix asks"
+                  for angle in sorted(turned) if angle)
+    return Video(np.ascontiguousarray(np.stack(frames)), fps, source, notes)
+
+
+def _upright(frame: av.VideoFrame, source: str) -> np.ndarray:
+    """The frame as RGB, turned as its display matrix asks (a phone's portrait video is stored
+    sideways with a matrix that turns it upright, as players and ffmpeg do)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    angle = frame.rotation  # counter-clockwise degrees, in [-180, 180]
+    if angle % 90:
+        raise VideoInputError(source, f"its display matrix turns it by {angle} degrees, not by "
+                              "quarter turns", "re-encode it upright")
+    return np.rot90(rgb, angle // 90) if angle else rgb
 
 
 def _av_reason(err: BaseException) -> str:
@@ -364,6 +380,9 @@ def _read_image(f: Path, source: str) -> tuple[np.ndarray, tuple[str, ...]]:
         with Image.open(f) as img:
             img.load()
             notes: list[str] = []
+            if img.getexif().get(ORIENTATION, 1) != 1:  # a camera's: shown turned or mirrored
+                img = ImageOps.exif_transpose(img)
+                notes.append("turned upright as its EXIF orientation asks")
             mode = img.mode
             if mode in ("P", "PA"):
                 has_alpha = mode == "PA" or "transparency" in img.info

@@ -190,6 +190,43 @@ def test_frame_folder_converts_grey_palette_and_opaque_alpha_with_notes(tmp_path
     }
 
 
+def with_display_matrix(path: Path, matrix: tuple[int, ...]) -> Path:
+    """``path``'s mp4 with its video track's matrix (tkhd, version 0) set to ``matrix``, as a
+    phone writes one for a portrait video (16.16 fixed point, the last entry 2.30)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    box = data.index(b"tkhd")
+    assert data[box + 4] == 0  # version 0: the matrix is 44 bytes after the box type
+    data[box + 44 : box + 80] = struct.pack(">9i", *matrix)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("matrix, quarter_turns, note", [
+    ((0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30), -1, "rotated 90 degrees clockwise"),
+    ((-65536, 0, 0, 0, -65536, 0, 0, 0, 1 << 30), 2, "rotated 180 degrees clockwise"),
+    ((0, -65536, 0, 65536, 0, 0, 0, 0, 1 << 30), 1, "rotated 270 degrees clockwise"),
+])
+def test_a_video_is_turned_as_its_display_matrix_asks(tmp_path, matrix, quarter_turns, note):
+    frames = np.zeros((3, 32, 64, 3), np.uint8)
+    frames[:, :16, :32] = 255  # the top-left quarter white: any turn or mirror moves it
+    path = write_video(tmp_path / "portrait.mp4", frames, lossless=True)
+    video = read_video(with_display_matrix(path, matrix))
+    np.testing.assert_array_equal(video.frames, np.rot90(frames, quarter_turns, axes=(1, 2)))
+    assert video.notes == (f"{note}, as its display matrix asks",)
+
+
+def test_an_image_is_turned_as_its_exif_orientation_asks(tmp_path):
+    image = gradient(t=1)[0]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown turned 90 degrees clockwise
+    Image.fromarray(image).save(tmp_path / "photo.png", exif=exif)
+    video = read_video(tmp_path / "photo.png")
+    np.testing.assert_array_equal(video.frames[0], np.rot90(image, -1))
+    assert "turned upright as its EXIF orientation asks" in video.notes
+
+
 def test_single_image_is_a_one_frame_video(tmp_path):
     image = gradient(t=1)[0]
     save_png(tmp_path / "still.png", image)
