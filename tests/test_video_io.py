@@ -217,6 +217,13 @@ def test_a_video_is_turned_as_its_display_matrix_asks(tmp_path, matrix, quarter_
     assert video.notes == (f"{note}, as its display matrix asks",)
 
 
+def test_a_display_matrix_between_quarter_turns_is_a_one_line_error(tmp_path):
+    path = write_video(tmp_path / "tilted.mp4", gradient(), lossless=True)
+    with pytest.raises(VideoInputError) as err:
+        read_video(with_display_matrix(path, (46341, 46341, 0, -46341, 46341, 0, 0, 0, 1 << 30)))
+    check_error(err.value, path, "turns it by -45 degrees", "re-encode it upright")
+
+
 def test_an_image_is_turned_as_its_exif_orientation_asks(tmp_path):
     image = gradient(t=1)[0]
     exif = Image.Exif()
