@@ -135,8 +135,49 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.paths:
         raise BenchError("eval", "no PATH given", "name video files or folders to score")
-    from bench.common import check_at_least, check_device, check_table_path, nothing_runs
     from bench.eval_partial import clear, keep, partial, resumed
+
+    out, series_out, set_out = checked_options(args)
+    condition = single_condition(args.condition)
+    inputs, problems = found_videos(args.paths)
+    if not inputs:  # nothing to score: say why before any weights are resolved
+        for line in problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    if args.reference and Path(args.reference).is_file() and len(inputs) > 1:
+        raise BenchError(
+            args.reference,
+            "one reference video for several inputs",
+            "give a folder with one reference per video name",
+        )
+    evaluator = evaluator_for(args)
+    rows, series = resumed(args, out, series_out, inputs) if args.resume else ([], [])
+    todo = still_to_score(evaluator, inputs, rows, args, out)
+    try:
+        evaluate_all(evaluator, todo, problems, args, rows, series, condition)
+    except (KeyboardInterrupt, Exception) as err:  # keep the videos finished so far
+        what = "interrupted" if isinstance(err, KeyboardInterrupt) else "unexpected failure"
+        print(f"{what} after {len(rows)} of {len(inputs)} videos; writing those"
+              + (f" ({partial(out)}; --resume continues)" if out else ""), file=sys.stderr)
+        report(rows, series, evaluator, partial(out), partial(series_out))
+        keep(args, out)
+        if isinstance(err, KeyboardInterrupt):
+            return 130
+        raise  # a bug, not bad input: show the traceback
+    report(rows, series, evaluator, out, series_out)
+    clear(out, series_out)
+    report_set(evaluator, set_out)
+    for line in dict.fromkeys(problems):  # one line per problem, not per metric it stopped
+        print(f"error: {line}", file=sys.stderr)
+    if not rows:
+        print("error: no video could be evaluated", file=sys.stderr)
+    return 1 if problems or not rows else 0
+
+
+def checked_options(args) -> tuple[Path | None, Path | None, Path | None]:
+    """The output tables (--out, --series-out, --set-out), once every option that needs no
+    video has been checked."""
+    from bench.common import check_at_least, check_device, check_table_path
 
     out = check_table_path(args.out)
     if args.resume and not out:
@@ -148,14 +189,17 @@ def run(args: argparse.Namespace) -> int:
     for flag, given in (("--condition", args.condition), ("--reference", args.reference)):
         if given and given != "first-frame" and not Path(given).exists():
             raise BenchError(given, f"{flag} path does not exist", "check the path")
+    return out, series_out, set_out
 
-    condition = single_condition(args.condition)
-    from metrics import Evaluator
+
+def found_videos(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """The videos the PATHs hold, each once, and a line per PATH that holds none; notes on
+    videos in sub-folders (not read) and on videos named twice."""
     from metrics.video_io import find_videos, names_of, nested_video_folders
 
     problems: list[str] = []
     inputs: list[Path] = []
-    for path in args.paths:
+    for path in paths:
         try:
             inputs.extend(find_videos(path))
         except BenchError as err:
@@ -171,17 +215,15 @@ def run(args: argparse.Namespace) -> int:
     if twice:  # named twice (a file and its folder): one row each
         print(f"note: {twice} video{'s' * (twice > 1)} given more than once; scored once",
               file=sys.stderr)
-        inputs = list(first.values())
-    if not inputs:  # nothing to score: say why before any weights are resolved
-        for line in problems:
-            print(f"error: {line}", file=sys.stderr)
-        return 1
-    if args.reference and Path(args.reference).is_file() and len(inputs) > 1:
-        raise BenchError(
-            args.reference,
-            "one reference video for several inputs",
-            "give a folder with one reference per video name",
-        )
+    return list(first.values()), problems
+
+
+def evaluator_for(args):
+    """The Evaluator of --metrics and the weight options; a metric named on purpose that is
+    unavailable is an error, those a wildcard caught are a warning each."""
+    from bench.common import nothing_runs
+    from metrics import Evaluator
+
     patterns = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if not patterns:
         raise BenchError("--metrics", "names no metric", "give names or wildcards, e.g. '*'")
@@ -211,7 +253,14 @@ def run(args: argparse.Namespace) -> int:
         by_reason.setdefault(reason, []).append(name)
     for reason, names in by_reason.items():
         print(f"warning: {', '.join(names)} unavailable: {reason}", file=sys.stderr)
-    rows, series = resumed(args, out, series_out, inputs) if args.resume else ([], [])
+    return evaluator
+
+
+def still_to_score(evaluator, inputs: list[Path], rows: list[dict], args, out) -> list[Path]:
+    """The inputs not among ``rows`` (those a resumed table holds); set-level metrics cannot
+    resume, as the videos scored before kept no features."""
+    from bench.eval_partial import partial
+
     done = {row["video"] for row in rows}
     todo = [path for path in inputs if str(path) not in done]
     whole = [name for name, metric in evaluator.metrics.items()
@@ -225,25 +274,7 @@ def run(args: argparse.Namespace) -> int:
     elif out and partial(out).is_file() and not args.resume:
         print(f"note: {partial(out)} holds the videos an interrupted run finished; --resume "
               "scores only the rest", file=sys.stderr)
-    try:
-        evaluate_all(evaluator, todo, problems, args, rows, series, condition)
-    except (KeyboardInterrupt, Exception) as err:  # keep the videos finished so far
-        what = "interrupted" if isinstance(err, KeyboardInterrupt) else "unexpected failure"
-        print(f"{what} after {len(rows)} of {len(inputs)} videos; writing those"
-              + (f" ({partial(out)}; --resume continues)" if out else ""), file=sys.stderr)
-        report(rows, series, evaluator, partial(out), partial(series_out))
-        keep(args, out)
-        if isinstance(err, KeyboardInterrupt):
-            return 130
-        raise  # a bug, not bad input: show the traceback
-    report(rows, series, evaluator, out, series_out)
-    clear(out, series_out)
-    report_set(evaluator, set_out)
-    for line in dict.fromkeys(problems):  # one line per problem, not per metric it stopped
-        print(f"error: {line}", file=sys.stderr)
-    if not rows:
-        print("error: no video could be evaluated", file=sys.stderr)
-    return 1 if problems or not rows else 0
+    return todo
 
 
 def matching_file(folder: Path, video: Path, suffixes: tuple[str, ...], what: str) -> Path:
