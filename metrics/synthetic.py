@@ -293,36 +293,11 @@ def make_video(
     cam = _Camera(centre, mats, offsets)
     bg = Texture(rng_bg, extent=(-0.25 * w, -0.25 * h, 1.25 * w, 1.25 * h), scale=tex_scale)
 
-    sprite_list = []
-    mid = (frames - 1) / 2.0
-    for _ in range(n_sprites):
-        r = max(3.0, float(rng_sp.uniform(0.08, 0.16)) * min(h, w))
-        v = velocity(speed * float(rng_sp.uniform(0.7, 1.4)), float(rng_sp.uniform(0.0, 360.0)))
-        c_mid = np.array([rng_sp.uniform(0.25, 0.75) * w, rng_sp.uniform(0.25, 0.75) * h])
-        tex = Texture(rng_sp, extent=(-r, -r, r, r), waves=8, scale=texture_scale)
-        c0 = c_mid - mid * v
-        sprite_list.append(Sprite((float(c0[0]), float(c0[1])), (float(v[0]), float(v[1])), r, tex))
-
+    sprite_list = _sprites(rng_sp, n_sprites, frames, (h, w), speed, texture_scale)
     video = np.empty((frames, h, w, 3), np.uint8)
     for t in range(frames):
         video[t] = _render(cam, bg, sprite_list, t, h, w)
-
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-
-    flow = np.empty((max(frames - 1, 0), h, w, 2), np.float32)
-    occluded = np.empty((max(frames - 1, 0), h, w), bool)
-    for t in range(frames - 1):
-        dx, dy = cam.forward(t, xs, ys)
-        lab, edge = _labels(xs, ys, t, sprite_list)
-        for i, sp in enumerate(sprite_list):
-            on = lab == i
-            dx[on] = xs[on] + sp.velocity[0]
-            dy[on] = ys[on] + sp.velocity[1]
-        lab_next, edge_next = _labels(dx, dy, t + 1, sprite_list)
-        outside = (dx < 0) | (dx > w - 1) | (dy < 0) | (dy > h - 1)
-        occluded[t] = outside | (lab_next != lab) | edge | edge_next
-        flow[t, ..., 0] = dx - xs
-        flow[t, ..., 1] = dy - ys
+    flow, occluded = _true_flow(cam, sprite_list, frames, h, w)
 
     params = {
         "kind": kind,
@@ -342,6 +317,45 @@ def make_video(
         for sp in sprite_list
     )
     return SyntheticVideo(video, flow, occluded, kind, params, info)
+
+
+def _sprites(rng: np.random.Generator, count: int, frames: int, size: tuple[int, int],
+             speed: float, texture_scale: float) -> list[Sprite]:
+    """``count`` textured discs of random size, moving at about ``speed`` in random directions,
+    each centred in the middle half of the frame halfway through the clip."""
+    h, w = size
+    sprites = []
+    mid = (frames - 1) / 2.0
+    for _ in range(count):
+        r = max(3.0, float(rng.uniform(0.08, 0.16)) * min(h, w))
+        v = velocity(speed * float(rng.uniform(0.7, 1.4)), float(rng.uniform(0.0, 360.0)))
+        c_mid = np.array([rng.uniform(0.25, 0.75) * w, rng.uniform(0.25, 0.75) * h])
+        tex = Texture(rng, extent=(-r, -r, r, r), waves=8, scale=texture_scale)
+        c0 = c_mid - mid * v
+        sprites.append(Sprite((float(c0[0]), float(c0[1])), (float(v[0]), float(v[1])), r, tex))
+    return sprites
+
+
+def _true_flow(cam: _Camera, sprites: list[Sprite], frames: int, h: int,
+               w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact forward flow [T-1, H, W, 2] (the camera's, a sprite's on it) and where it is
+    occluded [T-1, H, W]: leaving the frame, changing layer, or on a sprite's edge."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    flow = np.empty((max(frames - 1, 0), h, w, 2), np.float32)
+    occluded = np.empty((max(frames - 1, 0), h, w), bool)
+    for t in range(frames - 1):
+        dx, dy = cam.forward(t, xs, ys)
+        lab, edge = _labels(xs, ys, t, sprites)
+        for i, sp in enumerate(sprites):
+            on = lab == i
+            dx[on] = xs[on] + sp.velocity[0]
+            dy[on] = ys[on] + sp.velocity[1]
+        lab_next, edge_next = _labels(dx, dy, t + 1, sprites)
+        outside = (dx < 0) | (dx > w - 1) | (dy < 0) | (dy > h - 1)
+        occluded[t] = outside | (lab_next != lab) | edge | edge_next
+        flow[t, ..., 0] = dx - xs
+        flow[t, ..., 1] = dy - ys
+    return flow, occluded
 
 
 def make_set(
