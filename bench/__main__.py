@@ -48,9 +48,11 @@ def interrupt(signum, frame):
 def stop_as_interrupted() -> None:
     """SIGTERM (a scheduler's stop, a launcher's) and SIGHUP (the terminal or ssh session gone)
     end bench as Ctrl-C does: what is written is kept, and the children it started, which run
-    in sessions of their own and get neither signal, are stopped."""
+    in sessions of their own and get neither signal, are stopped. A signal ignored from the
+    start stays ignored: under ``nohup`` the run goes on when the terminal goes."""
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, interrupt)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, interrupt)
 
 
 if __name__ == "__main__":

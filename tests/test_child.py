@@ -33,7 +33,11 @@ pathlib.Path(sys.argv[1], os.environ["RANK"]).write_text(str(os.getpid()))
 time.sleep(600)
 """
 
-PARENT = """import os, sys
+PARENT = """import os, signal, sys
+# as bench in a terminal has them, whatever the test runner inherited (a background job of a
+# script ignores SIGINT, nohup SIGHUP)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 from bench import child
 from bench.__main__ import stop_as_interrupted
 from bench.child import launch_command, run_child
@@ -94,6 +98,23 @@ def test_an_interrupted_bench_stops_the_launch_and_its_workers(tmp_path, signum,
         bench.kill()
         for pid in psutil.Process().children(recursive=True):
             pid.kill()
+
+
+def test_a_hangup_ignored_from_the_start_stays_ignored():
+    """``nohup python -m bench run ... &``: the run goes on when the terminal goes; SIGTERM
+    still stops it as Ctrl-C does."""
+    from bench.__main__ import interrupt, stop_as_interrupted
+
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        stop_as_interrupted()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is interrupt
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def launch_ending(monkeypatch, error: BaseException) -> None:
