@@ -97,6 +97,24 @@ def test_deterministic_kernels_train_the_steps_and_a_resume_may_switch_them(base
         assert torch.equal(value, trainable_state(resumed)[name]), name
 
 
+def test_an_ignored_ctrl_c_stays_ignored_while_post_tuning():
+    """A background job (``nohup``, ``&`` in a script) starts with SIGINT ignored: post-tuning
+    leaves it so, rather than making the job stoppable by it for a while."""
+    import os
+    import signal
+
+    from variants.tune_checkpoint import interrupt_at_step_end
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupt_at_step_end() as interrupt:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+        assert not interrupt.requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_ctrl_c_stops_after_the_step_under_way_with_its_checkpoint(base, tmp_path):
     """Interrupted mid-step, a run finishes that step, checkpoints it (not only every
     checkpoint_every steps) and stops; its resume equals the straight run."""
@@ -114,9 +132,13 @@ def test_ctrl_c_stops_after_the_step_under_way_with_its_checkpoint(base, tmp_pat
     straight = arm_unet(base)
     post_tune(straight, base, plain, config, tmp_path / "straight", progress=False)
     handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        post_tune(arm_unet(base), base, clips, config, tmp_path / "stopped", progress=False)
-    assert signal.getsignal(signal.SIGINT) is handler
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a foreground job's, whatever
+    try:  # this runner inherited (a background job ignores SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            post_tune(arm_unet(base), base, clips, config, tmp_path / "stopped", progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, handler)
     assert torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=False)["step"] == 3
     assert not (tmp_path / "stopped" / "unet").exists()
     resumed = arm_unet(base)
