@@ -44,7 +44,7 @@ def interrupt_at_step_end(enabled: bool = True):
     """Within: a first SIGINT (Ctrl-C) only sets ``requested``, for the loop to checkpoint the
     step under way and stop; a second raises KeyboardInterrupt at once. Not enabled (the
     processes of a launch would stop at different steps), off the main thread, or SIGINT
-    ignored (a background job's, ``nohup``'s): unchanged."""
+    ignored (a script's background job): unchanged."""
     interrupt = Interrupt()
     if (not enabled or threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
