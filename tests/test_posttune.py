@@ -98,7 +98,7 @@ def test_deterministic_kernels_train_the_steps_and_a_resume_may_switch_them(base
 
 
 def test_an_ignored_ctrl_c_stays_ignored_while_post_tuning():
-    """A background job (``nohup``, ``&`` in a script) starts with SIGINT ignored: post-tuning
+    """A script's background job (``command &``) starts with SIGINT ignored: post-tuning
     leaves it so, rather than making the job stoppable by it for a while."""
     import os
     import signal
