@@ -265,8 +265,9 @@ def _read_av(p: Path, source: str) -> Video:
             for packet in container.demux(stream):
                 packets += 1 if packet.size else 0
                 for frame in packet.decode():
-                    rgb = _upright(frame, source)
-                    turned.add(frame.rotation)
+                    angle = frame.rotation  # counter-clockwise degrees, in [-180, 180]
+                    rgb = _upright(frame.to_ndarray(format="rgb24"), angle, source)
+                    turned.add(angle)
                     if frames and rgb.shape != frames[0].shape:
                         h0, w0 = frames[0].shape[:2]
                         raise VideoInputError(
@@ -298,11 +299,10 @@ def _read_av(p: Path, source: str) -> Video:
     return Video(np.ascontiguousarray(np.stack(frames)), fps, source, notes)
 
 
-def _upright(frame: av.VideoFrame, source: str) -> np.ndarray:
-    """The frame as RGB, turned as its display matrix asks (a phone's portrait video is stored
-    sideways with a matrix that turns it upright, as players and ffmpeg do)."""
-    rgb = frame.to_ndarray(format="rgb24")
-    angle = frame.rotation  # counter-clockwise degrees, in [-180, 180]
+def _upright(rgb: np.ndarray, angle: int, source: str) -> np.ndarray:
+    """A frame turned by its display matrix's counter-clockwise ``angle``, as players and
+    ffmpeg turn it (a phone's portrait video is stored sideways with a matrix that turns it
+    upright)."""
     if angle % 90:
         raise VideoInputError(source, f"its display matrix turns it by {angle} degrees, not by "
                               "quarter turns", "re-encode it upright")
