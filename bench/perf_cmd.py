@@ -128,25 +128,14 @@ def per_metric_way(evaluator, video, reference) -> dict[str, float]:
             network.batch_size = size
 
 
-def run_metrics(args: argparse.Namespace) -> int:
-    from bench.common import check_at_least, nothing_runs, use_device
-    from metrics import Evaluator, Video
-    from metrics.distortions import noise
+def _timed_evaluator(args: argparse.Namespace):
+    """The evaluator of the metrics chosen, less those needing more frames than ``--frames``
+    (returned with the count each needs); a one-line error when nothing is left to time."""
+    from bench.common import nothing_runs
+    from metrics import Evaluator
     from metrics.errors import BenchError
     from metrics.evaluator import METRICS, select_metrics
-    from metrics.synthetic import make_set
 
-    use_device(args.device)
-    for flag, value, low in (("--videos", args.videos, 1), ("--frames", args.frames, 2),
-                             ("--size", args.size, 32), ("--batch-size", args.batch_size, 1),
-                             ("--repeats", args.repeats, 1)):
-        check_at_least(flag, value, low)
-    clips = make_set(args.videos, frames=args.frames, size=(args.size, args.size))
-    videos = [
-        Video(noise(c.frames, 6, seed=i), None, f"synthetic-{c.kind}-{i}")
-        for i, c in enumerate(clips)
-    ]
-    references = [Video(c.frames, None, f"reference-{i}") for i, c in enumerate(clips)]
     chosen = select_metrics(
         [m.strip() for m in args.metrics.split(",")], with_reference=True, with_prompt=False
     )
@@ -164,12 +153,46 @@ def run_metrics(args: argparse.Namespace) -> int:
         flow_batch_size=args.batch_size,
         with_reference=True,
     )
-    timed = [n for n in evaluator.names if n not in evaluator.unavailable]
-    if not timed:
+    if all(n in evaluator.unavailable for n in evaluator.names):
         reasons = dict.fromkeys(map(nothing_runs, evaluator.unavailable.values()))
         raise BenchError(", ".join(evaluator.unavailable),
                          f"unavailable, so nothing to time: {'; '.join(reasons)}",
                          "or pass --allow-random-weights to time them (same cost)")
+    return evaluator, longer
+
+
+def _largest_difference(pipeline: list[dict], baseline: list[dict]) -> float:
+    """The largest difference of one score between the two ways (inf for NaN on one side)."""
+    return max(
+        (
+            math.inf if math.isnan(a[k]) or math.isnan(b[k]) else abs(a[k] - b[k])
+            for a, b in zip(pipeline, baseline, strict=True)
+            for k in a.keys() & b.keys()
+            if not (math.isnan(a[k]) and math.isnan(b[k]))
+        ),
+        default=0.0,
+    )
+
+
+def run_metrics(args: argparse.Namespace) -> int:
+    from bench.common import check_at_least, use_device
+    from metrics import Video
+    from metrics.distortions import noise
+    from metrics.synthetic import make_set
+
+    use_device(args.device)
+    for flag, value, low in (("--videos", args.videos, 1), ("--frames", args.frames, 2),
+                             ("--size", args.size, 32), ("--batch-size", args.batch_size, 1),
+                             ("--repeats", args.repeats, 1)):
+        check_at_least(flag, value, low)
+    clips = make_set(args.videos, frames=args.frames, size=(args.size, args.size))
+    videos = [
+        Video(noise(c.frames, 6, seed=i), None, f"synthetic-{c.kind}-{i}")
+        for i, c in enumerate(clips)
+    ]
+    references = [Video(c.frames, None, f"reference-{i}") for i, c in enumerate(clips)]
+    evaluator, longer = _timed_evaluator(args)
+    timed = [n for n in evaluator.names if n not in evaluator.unavailable]
     print(
         f"set: {args.videos} synthetic videos x {args.frames} frames, {args.size}x{args.size}, "
         f"with references; device {args.device}, best of {args.repeats}"
@@ -192,15 +215,6 @@ def run_metrics(args: argparse.Namespace) -> int:
     pipeline, baseline = run_pipeline(), run_baseline()  # warm-up, and the scores to compare
     fast = _best_time(run_pipeline, args.repeats, args.device)
     slow = _best_time(run_baseline, args.repeats, args.device)
-    diff = max(
-        (
-            math.inf if math.isnan(a[k]) or math.isnan(b[k]) else abs(a[k] - b[k])
-            for a, b in zip(pipeline, baseline, strict=True)
-            for k in a.keys() & b.keys()
-            if not (math.isnan(a[k]) and math.isnan(b[k]))  # NaN on one side only: inf
-        ),
-        default=0.0,
-    )
     frames = args.videos * args.frames
     print(f"{'way':44s} {'seconds':>8s} {'videos/s':>9s} {'frames/s':>9s}")
     for label, seconds in (
@@ -208,7 +222,8 @@ def run_metrics(args: argparse.Namespace) -> int:
         ("per-metric (flows per pair, networks batch 1)", slow),
     ):
         print(f"{label:44s} {seconds:8.3f} {args.videos / seconds:9.2f} {frames / seconds:9.1f}")
-    print(f"speed-up: {slow / fast:.2f}x  (largest score difference between the ways: {diff:.2e})")
+    print(f"speed-up: {slow / fast:.2f}x  (largest score difference between the ways: "
+          f"{_largest_difference(pipeline, baseline):.2e})")
     print(
         f"one {args.frames}-frame {args.size}x{args.size} video with its reference, "
         f"{len(timed)} metrics: {fast / args.videos:.3f} s"
