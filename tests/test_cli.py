@@ -433,6 +433,12 @@ def test_weights_list_and_fetch(capsys, monkeypatch, tmp_path):
     assert main(["weights", "fetch", "raft_small"]) == 1
     err = capsys.readouterr().err
     assert "download failed (Name or service not known)" in err and len(err.splitlines()) == 1
+    # The fix names where the fetch would get them: CLIP's from Hugging Face only, not PyPI.
+    assert "weights fetch raft_small' where download.pytorch.org is reachable" in err
+    assert main(["weights", "fetch", "clip_vit_b32"]) == 1
+    assert "weights fetch clip_vit_b32' where huggingface.co is reachable" in (
+        capsys.readouterr().err
+    )
 
 
 def test_weights_fetch_replaces_a_corrupt_copy_and_keeps_it_aside(capsys, monkeypatch):
