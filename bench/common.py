@@ -18,7 +18,7 @@ def check_table_path(path: str | None) -> Path | None:
     if path is None:
         return None
     out = Path(path)
-    if out.suffix not in TABLE_SUFFIXES:
+    if out.suffix.lower() not in TABLE_SUFFIXES:
         raise BenchError(out, "unsupported output type", "use a .csv or .parquet file name")
     if out.exists() and out.is_dir():
         raise BenchError(out, "is a folder", "give a file name ending in .csv or .parquet")
@@ -92,13 +92,13 @@ def use_device(device: str) -> str:
 
 def read_table(path: Path) -> pd.DataFrame:
     """A table ``write_table`` wrote (CSV or Parquet, by suffix)."""
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write CSV or Parquet atomically."""
     with atomic_path(path) as tmp:
-        if path.suffix == ".parquet":
+        if path.suffix.lower() == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)

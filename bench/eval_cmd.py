@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.paths:
         raise BenchError("eval", "no PATH given", "name video files or folders to score")
-    from bench.eval_partial import clear, keep, partial, resumed
+    from bench.eval_partial import Autosave, clear, keep, partial, resumed
 
     out, series_out, set_out = checked_options(args)
     condition = single_condition(args.condition)
@@ -153,8 +153,9 @@ def run(args: argparse.Namespace) -> int:
     evaluator = evaluator_for(args)
     rows, series = resumed(args, out, series_out, inputs) if args.resume else ([], [])
     todo = still_to_score(evaluator, inputs, rows, args, out)
+    autosave = Autosave(args, out, series_out) if out else None
     try:
-        evaluate_all(evaluator, todo, problems, args, rows, series, condition)
+        evaluate_all(evaluator, todo, problems, args, rows, series, condition, autosave)
     except (KeyboardInterrupt, Exception) as err:  # keep the videos finished so far
         what = "interrupted" if isinstance(err, KeyboardInterrupt) else "unexpected failure"
         print(f"{what} after {len(rows)} of {len(inputs)} videos; writing those"
@@ -184,12 +185,27 @@ def checked_options(args) -> tuple[Path | None, Path | None, Path | None]:
         raise BenchError("--resume", "continues the table of --out", "give the --out it had")
     series_out = check_table_path(args.series_out)
     set_out = check_table_path(args.set_out)
+    distinct_outputs({"--out": out, "--series-out": series_out, "--set-out": set_out})
     check_at_least("--batch-size", args.batch_size, 1)
     check_device(args.device)
     for flag, given in (("--condition", args.condition), ("--reference", args.reference)):
         if given and given != "first-frame" and not Path(given).exists():
             raise BenchError(given, f"{flag} path does not exist", "check the path")
     return out, series_out, set_out
+
+
+def distinct_outputs(tables: dict[str, Path | None]) -> None:
+    """Each output table (and the partial table beside it) is a file of its own: one named
+    twice would overwrite the other."""
+    from bench.eval_partial import partial
+
+    seen: dict[Path, str] = {}
+    for flag, path in tables.items():
+        for written in filter(None, (path, partial(path))):
+            other = seen.setdefault(written.resolve(), flag)
+            if other != flag:
+                raise BenchError(path, f"is written by both {other} and {flag}",
+                                 f"give {flag} a file name of its own")
 
 
 def found_videos(paths: list[str]) -> tuple[list[Path], list[str]]:
@@ -308,11 +324,7 @@ def single_condition(given: str):
     try:
         return read_video(given).frames[0]
     except BenchError as err:
-        raise BenchError(
-            given,
-            f"--condition: {err.problem}",
-            "give a .png or .jpg image, a folder of them named like the videos, or first-frame",
-        ) from None
+        raise BenchError(given, f"--condition: {err.problem}", err.fix) from None
 
 
 def paired_inputs(path: Path, args, condition=None):
@@ -343,9 +355,11 @@ def paired_inputs(path: Path, args, condition=None):
     return condition, reference, source, missing
 
 
-def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None) -> None:
+def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None,
+                 after_each=None) -> None:
     """Evaluate each input into ``rows`` / ``series`` (filled as it goes, so an interruption
-    keeps the finished videos); a bad video becomes a reported problem, the others still run."""
+    keeps the finished videos; ``after_each(rows, series)`` is called after every video); a
+    bad video becomes a reported problem, the others still run."""
     from tqdm import tqdm
 
     from metrics.video_io import read_video
@@ -358,29 +372,34 @@ def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None
         except BenchError as err:
             problems.append(str(err))
             rows.append({"video": str(path), "error": str(err)})
-            continue
-        problems.extend(result.errors.values())
-        rows.append(
-            {
-                "video": result.source,
-                "frames": result.num_frames,
-                "height": result.height,
-                "width": result.width,
-                "fps": result.fps,
-                **result.scalars,
-                "error": "; ".join(dict.fromkeys(result.errors.values())),  # NaN says which
-                "unavailable": "; ".join(f"{k}: {v}" for k, v in result.unavailable.items()),
-                "notes": "; ".join(result.notes),
-                "condition": args.condition,
-                "reference": str(reference_path or ""),
-                **result.provenance,
-            }
-        )
-        for metric, values in result.series.items():
-            series.extend(
-                {"video": result.source, "metric": metric, "index": i, "value": float(v)}
-                for i, v in enumerate(values)
-            )
+        else:
+            problems.extend(result.errors.values())
+            rows.append(_row(result, args, reference_path))
+            for metric, values in result.series.items():
+                series.extend(
+                    {"video": result.source, "metric": metric, "index": i, "value": float(v)}
+                    for i, v in enumerate(values)
+                )
+        if after_each:
+            after_each(rows, series)
+
+
+def _row(result, args, reference_path) -> dict:
+    """One video's row of the table."""
+    return {
+        "video": result.source,
+        "frames": result.num_frames,
+        "height": result.height,
+        "width": result.width,
+        "fps": result.fps,
+        **result.scalars,
+        "error": "; ".join(dict.fromkeys(result.errors.values())),  # NaN says which
+        "unavailable": "; ".join(f"{k}: {v}" for k, v in result.unavailable.items()),
+        "notes": "; ".join(result.notes),
+        "condition": args.condition,
+        "reference": str(reference_path or ""),
+        **result.provenance,
+    }
 
 
 def report(rows, series, evaluator, out, series_out) -> None:
@@ -388,6 +407,7 @@ def report(rows, series, evaluator, out, series_out) -> None:
     import pandas as pd
 
     from bench.common import write_table
+    from bench.eval_partial import SERIES_COLUMNS
 
     if not rows:
         return
@@ -403,7 +423,7 @@ def report(rows, series, evaluator, out, series_out) -> None:
     if out:
         write_table(table, out)
     if series_out:
-        write_table(pd.DataFrame(series, columns=["video", "metric", "index", "value"]), series_out)
+        write_table(pd.DataFrame(series, columns=SERIES_COLUMNS), series_out)
     written = [str(path) for path in (out, series_out) if path]
     if written:
         print(f"wrote {' and '.join(written)}")

@@ -7,14 +7,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 from pathlib import Path
 
 from metrics.atomic import atomic_path
 from metrics.errors import BenchError
 
+SERIES_COLUMNS = ["video", "metric", "index", "value"]
 COUNTS = ("frames", "height", "width")  # integers, read back from CSV as floats
 NOT_SETTINGS = ("paths", "out", "series_out", "set_out", "resume", "list_metrics", "run",
                 "command")
+SAVE_EVERY_S = 10.0  # a run killed outright (out of memory, SIGKILL) loses at most this much
 
 
 def partial(path: Path | None) -> Path | None:
@@ -28,6 +31,8 @@ def record_of(out: Path) -> Path:
 def settings(args: argparse.Namespace) -> dict:
     """Everything that decides a video's row and series (not where they are written)."""
     found = {k: v for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
+    if isinstance(found.get("metrics"), str):  # the same names in another order are the same
+        found["metrics"] = ",".join(sorted({m.strip() for m in found["metrics"].split(",")}))
     return {**found, "series": bool(args.series_out)}
 
 
@@ -36,6 +41,34 @@ def keep(args: argparse.Namespace, out: Path | None) -> None:
     if out:
         with atomic_path(record_of(out)) as tmp:
             tmp.write_text(json.dumps(settings(args), indent=1))
+
+
+class Autosave:
+    """Called after each video: writes the rows and series finished so far beside the table
+    (at most every ``SAVE_EVERY_S`` seconds) with their settings, for ``--resume`` to continue
+    from after a kill that leaves no chance to write them at the end."""
+
+    def __init__(self, args: argparse.Namespace, out: Path, series_out: Path | None):
+        self.args, self.out, self.series_out = args, out, series_out
+        self.last = time.monotonic()
+
+    def __call__(self, rows: list[dict], series: list[dict]) -> None:
+        if time.monotonic() - self.last >= SAVE_EVERY_S:
+            save(self.args, rows, series, self.out, self.series_out)
+            self.last = time.monotonic()
+
+
+def save(args: argparse.Namespace, rows: list[dict], series: list[dict], out: Path,
+         series_out: Path | None) -> None:
+    """Write the partial table (and series) beside ``out`` and record their settings."""
+    import pandas as pd
+
+    from bench.common import write_table
+
+    write_table(pd.DataFrame(rows), partial(out))
+    if series_out:
+        write_table(pd.DataFrame(series, columns=SERIES_COLUMNS), partial(series_out))
+    keep(args, out)
 
 
 def resumed(args: argparse.Namespace, out: Path, series_out: Path | None,
@@ -58,15 +91,18 @@ def resumed(args: argparse.Namespace, out: Path, series_out: Path | None,
     if changed:
         raise BenchError(table, f"was made with other settings ({', '.join(changed)} differ)",
                          "resume with those settings, or rerun without --resume")
-    wanted = {str(path) for path in videos}
-    done = rows[rows["video"].isin(wanted) & rows["frames"].notna()]
+    named = {_same_file(path): str(path) for path in videos}  # as the PATHs name them now
+    done = rows[rows["video"].map(_same_file).isin(named) & rows["frames"].notna()]
     kept = [
         {k: int(v) if k in COUNTS else v for k, v in row.items() if not _missing(v)}
+        | {"video": named[_same_file(row["video"])]}
         for row in done.to_dict("records")
     ]
     if points is None:
         return kept, []
-    return kept, points[points["video"].isin(set(done["video"]))].to_dict("records")
+    points = points[points["video"].isin(set(done["video"]))]
+    return kept, points.assign(video=points["video"].map(lambda v: named[_same_file(v)])
+                               ).to_dict("records")
 
 
 def clear(out: Path | None, series_out: Path | None) -> None:
@@ -74,6 +110,11 @@ def clear(out: Path | None, series_out: Path | None) -> None:
     for path in (partial(out), partial(series_out), out and record_of(out)):
         if path:
             path.unlink(missing_ok=True)
+
+
+def _same_file(path: str | Path) -> str:
+    """One spelling of a path (``videos/a.mp4``, ``./videos/a.mp4`` and its absolute path)."""
+    return str(Path(path).resolve())
 
 
 def _missing(value) -> bool:

@@ -265,6 +265,12 @@ def test_a_condition_file_that_is_no_image_fails_once_before_compute(tmp_path, c
     code = main(["eval", "--flow", "dis", "--condition", str(broken), str(tmp_path / "a.npy")])
     err = capsys.readouterr().err
     assert code == 2 and "cond.png: --condition: " in err, err
+    see_through = np.zeros((16, 16, 4), np.uint8)  # a PNG already: the fix is the reader's own
+    Image.fromarray(see_through).save(broken)
+    code = main(["eval", "--flow", "dis", "--condition", str(broken), str(tmp_path / "a.npy")])
+    err = capsys.readouterr().err
+    assert code == 2 and "has transparency" in err and "flatten onto a background first" in err
+    assert ".png or .jpg" not in err, err
 
 
 def test_one_condition_image_serves_every_video(tmp_path, clip, capsys):
@@ -593,6 +599,50 @@ def test_resume_scores_only_the_videos_an_interrupted_run_did_not_finish(
     columns = ["video", "frames", "warping_error", "motion_magnitude"]
     pd.testing.assert_frame_equal(pd.read_csv(out)[columns], pd.read_csv(fresh[0])[columns])
     pd.testing.assert_frame_equal(pd.read_parquet(series), pd.read_parquet(fresh[1]))
+
+
+def test_a_run_killed_outright_resumes_from_the_rows_it_saved_as_it_went(
+    tmp_path, clip, capsys, monkeypatch
+):
+    from bench import eval_partial
+
+    monkeypatch.setattr(eval_partial, "SAVE_EVERY_S", 0.0)  # save after every video
+    data = tmp_path / "videos"
+    data.mkdir()
+    stop_on_third(monkeypatch, data, clip, SystemExit(137))  # caught nowhere, like a SIGKILL
+    out, series = tmp_path / "t.csv", tmp_path / "s.csv"
+    with pytest.raises(SystemExit):
+        run_cli(capsys, data, "--metrics", "warping_error,motion_magnitude", "--out", out,
+                "--series-out", series)
+    saved = pd.read_csv(tmp_path / "t.partial.csv")["video"]
+    assert [Path(v).name for v in saved] == ["a.npy", "b.npy"] and not out.exists()
+    assert set(pd.read_csv(tmp_path / "s.partial.csv")["video"]) == set(saved)
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)  # the same videos, spelled otherwise; the same metrics reordered
+    code, _, err = run_cli(capsys, "./videos", "--metrics", "motion_magnitude, warping_error",
+                           "--out", out, "--series-out", series, "--resume")
+    assert code == 0 and "resuming: 2 videos scored before, 1 to go" in err, err
+    table = pd.read_csv(out)
+    assert list(table["video"]) == [f"videos/{n}.npy" for n in "abc"]
+    assert table["warping_error"].notna().all()
+    assert set(pd.read_csv(series)["video"]) == set(table["video"])
+
+
+def test_one_file_given_for_two_outputs_is_refused(tmp_path, clip, capsys):
+    np.save(tmp_path / "v.npy", clip)
+    out = tmp_path / "t.csv"
+    for flag, path in (("--series-out", out), ("--set-out", tmp_path / "t.partial.csv")):
+        code, _, err = run_cli(capsys, tmp_path / "v.npy", "--out", out, flag, path)
+        assert code == 2 and f"is written by both --out and {flag}" in err, err
+    assert not out.exists()
+
+
+def test_an_upper_case_table_suffix_is_written_as_that_format(tmp_path, clip, capsys):
+    np.save(tmp_path / "v.npy", clip)
+    for name, read in (("T.CSV", pd.read_csv), ("T.PARQUET", pd.read_parquet)):
+        code, _, err = run_cli(capsys, tmp_path / "v.npy", "--metrics", "warping_error",
+                               "--out", tmp_path / name)
+        assert code == 0 and len(read(tmp_path / name)) == 1, err
 
 
 def test_resume_is_refused_for_set_level_metrics(tmp_path, clip, capsys, monkeypatch):
