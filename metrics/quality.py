@@ -9,6 +9,7 @@ from metrics.backbones import Lpips
 from metrics.base import Metric, MetricInfo, MetricResult, VideoContext, register, series_result
 from metrics.base import slope_result as _slope
 from metrics.consistency import clip_frames
+from metrics.errors import MetricInputError
 from metrics.functional import quality
 from metrics.functional.curves import relative_to_first, slope_range
 
@@ -84,10 +85,20 @@ class CurveDrift(Metric):
     statistic = staticmethod(quality.sharpness)
 
     def _score(self, ctx):
-        return _slope(relative_to_first(self.statistic(ctx.frames)))
+        relative = relative_to_first(self.statistic(ctx.frames))
+        if relative.isnan().all():
+            name = self.statistic.__name__
+            raise MetricInputError(
+                ctx.video.source,
+                f"frame 0 has zero {name} (grey, black or flat?), so {self.info.name}, a drift "
+                "relative to it, is undefined",
+                "trim the video to start where its content does, or leave this metric out "
+                "with --metrics",
+            )
+        return _slope(relative)
 
 
-def _drift_info(name, what) -> MetricInfo:
+def _drift_info(name, what, min_side=1) -> MetricInfo:
     return MetricInfo(
         name=name,
         family="quality",
@@ -96,13 +107,14 @@ def _drift_info(name, what) -> MetricInfo:
         unit="change relative to frame 0 per video length",
         series_axis="frame",
         min_frames=2,
+        min_side=min_side,
         description=f"drift of {what} (relative to frame 0) over normalised time; 0 = stable",
     )
 
 
 @register
 class SharpnessDrift(CurveDrift):
-    info = _drift_info("sharpness_drift", "sharpness (Laplacian variance)")
+    info = _drift_info("sharpness_drift", "sharpness (Laplacian variance)", min_side=3)
     statistic = staticmethod(quality.sharpness)
 
 

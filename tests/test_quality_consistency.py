@@ -106,6 +106,28 @@ def test_reference_free_drift_follows_blur_over_time(clean):
     assert blurred["contrast_drift"] < 0
 
 
+def test_a_drift_from_a_frame_0_without_the_statistic_is_an_error_not_a_silent_nan(clean):
+    """A fade from black (sharpness, contrast and colour all zero at frame 0) and a grey video
+    (no colour anywhere): the row says why, and the set mean is not quietly left short."""
+    fade = (clean * np.linspace(0, 1, len(clean))[:, None, None, None]).astype(np.uint8)
+    grey = np.repeat(clean.mean(-1, keepdims=True).astype(np.uint8), 3, axis=-1)
+    names = ["sharpness_drift", "contrast_drift", "colourfulness_drift"]
+    faded = evaluate(fade, names)
+    assert set(faded.errors) == set(names)
+    assert all(math.isnan(faded.scalars[n]) for n in names)
+    assert "frame 0 has zero colourfulness" in faded.errors["colourfulness_drift"]
+    greyed = evaluate(grey, names)
+    assert set(greyed.errors) == {"colourfulness_drift"}
+    assert not math.isnan(greyed.scalars["sharpness_drift"])
+
+
+def test_sharpness_drift_on_frames_under_its_kernel_is_an_error_for_it_alone():
+    thin = np.random.default_rng(0).integers(0, 256, (6, 2, 40, 3), dtype=np.uint8)
+    result = evaluate(thin, ["sharpness_drift", "contrast_drift"])
+    assert "needs frames of at least 3 px a side" in result.errors["sharpness_drift"]
+    assert "contrast_drift" not in result.errors
+
+
 def test_clip_on_random_weights_shapes_determinism_range_and_identity(clean):
     static = make_video("static", frames=4, size=SIZE, seed=1).frames
     metrics = [
