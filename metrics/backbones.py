@@ -116,6 +116,7 @@ class Lpips:
     """The ``lpips`` package's LPIPS v0.1 (its shipped linear heads) on a resolved backbone."""
 
     min_side = 32  # AlexNet's and VGG's poolings leave nothing of smaller frames
+    pixels_per_call = 2**23  # 32 frames at 512x512, 4 at 1920x1080: ~300 bytes a pixel
 
     def __init__(
         self,
@@ -144,11 +145,11 @@ class Lpips:
     def __call__(self, frames: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """LPIPS per frame, [N]; inputs float [N or 1, 3, H, W] in [0, 1]."""
         reference = reference.expand_as(frames)
+        area = frames.shape[-2] * frames.shape[-1]
+        step = max(1, min(self.batch_size, self.pixels_per_call // area))  # large frames: fewer
         chunks = [
-            self.model(
-                frames[i : i + self.batch_size] * 2 - 1, reference[i : i + self.batch_size] * 2 - 1
-            ).flatten()
-            for i in range(0, len(frames), self.batch_size)
+            self.model(frames[i : i + step] * 2 - 1, reference[i : i + step] * 2 - 1).flatten()
+            for i in range(0, len(frames), step)
         ]
         return torch.cat(chunks)
 
