@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.help_format import HelpFormatter
@@ -294,23 +295,27 @@ def still_to_score(evaluator, inputs: list[Path], rows: list[dict], args, out) -
 
 
 def matching_file(folder: Path, video: Path, suffixes: tuple[str, ...], what: str) -> Path:
-    """The file in ``folder`` named like ``video`` (any of ``suffixes``)."""
+    """The one file in ``folder`` named like ``video`` (any of ``suffixes``; for a reference,
+    a folder of frames too); none or several is an error."""
     stem = video.stem if video.is_file() else video.name
-    for suffix in suffixes:
-        if (folder / (stem + suffix)).exists():
-            return folder / (stem + suffix)
+    found = [folder / (stem + suffix) for suffix in suffixes if (folder / (stem + suffix)).exists()]
     if what == "reference" and (folder / stem).is_dir():  # a folder of frames, like the input
-        return folder / stem
-    raise BenchError(
-        video,
-        f"no {what} named {stem}{{{','.join(suffixes)}}} in {folder}",
-        f"add one or pass a single {what} file",
-    )
+        found.append(folder / stem)
+    if len(found) > 1:
+        raise BenchError(video, f"{len(found)} {what}s named like it in {folder}: "
+                         f"{', '.join(f.name for f in found)}", "keep one of them")
+    if not found:
+        raise BenchError(
+            video,
+            f"no {what} named {stem}{{{','.join(suffixes)}}} in {folder}",
+            f"add one or pass a single {what} file",
+        )
+    return found[0]
 
 
 def single_condition(given: str):
-    """The --condition image when one file is given for all videos (read once, up front, so a
-    wrong file is a setup error), else None."""
+    """The --condition image (a one-frame Video) when one file is given for all videos (read
+    once, up front, so a wrong file is a setup error), else None."""
     from metrics.video_io import IMAGE_SUFFIXES, read_video
 
     if given == "first-frame" or Path(given).is_dir():
@@ -322,37 +327,59 @@ def single_condition(given: str):
             "give a .png or .jpg image, a folder of them named like the videos, or first-frame",
         )
     try:
-        return read_video(given).frames[0]
+        return read_video(given)
     except BenchError as err:
         raise BenchError(given, f"--condition: {err.problem}", err.fix) from None
 
 
-def paired_inputs(path: Path, args, condition=None):
-    """The condition image, reference video and reference path for one input, per
-    --condition/--reference (``condition``: the single --condition image, already read), and
-    the per-video files not found or unreadable ({"condition" or "reference": why}): only the
-    metrics that need one go without."""
-    from metrics.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_video
+@dataclass
+class Paired:
+    """What one input is scored against, and what its row says of it."""
 
-    reference = source = None
-    missing = {}
+    condition: object = None  # the image, uint8 [H, W, 3]; None: the video's first frame
+    reference: object = None  # a Video
+    missing: dict = field(default_factory=dict)  # "condition"/"reference": why it is not there
+    condition_file: str = "first-frame"
+    reference_file: str = ""
+    notes: list[str] = field(default_factory=list)  # the reader's, on either
+
+    def read(self, what: str, path: Path):
+        """``path`` read as the ``what`` (its file and the reader's notes recorded)."""
+        from metrics.video_io import read_video
+
+        video = read_video(path)
+        setattr(self, f"{what}_file", str(path))
+        self.notes += [f"{what}: {note}" for note in video.notes]
+        return video
+
+
+def paired_inputs(path: Path, args, condition=None) -> Paired:
+    """The condition image and reference video for one input, per --condition/--reference
+    (``condition``: the single --condition image, already read), and the per-video files not
+    found or unreadable: only the metrics that need one go without."""
+    from metrics.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    paired = Paired()
     try:
-        if condition is None and args.condition != "first-frame":
+        if condition is not None:
+            paired.condition = condition.frames[0]
+            paired.condition_file = args.condition
+            paired.notes += [f"condition: {note}" for note in condition.notes]
+        elif args.condition != "first-frame":
             found = matching_file(Path(args.condition), path, IMAGE_SUFFIXES, "condition image")
-            condition = read_video(found).frames[0]
+            paired.condition = paired.read("condition", found).frames[0]
     except BenchError as err:
-        missing["condition"] = MetricInputError(err.subject, err.problem, err.fix)
+        paired.missing["condition"] = MetricInputError(err.subject, err.problem, err.fix)
     try:
         if args.reference:
             source = Path(args.reference)
             if source.is_dir():
                 source = matching_file(source, path, (*VIDEO_SUFFIXES, ".npy", ".npz"),
                                        "reference")
-            reference = read_video(source)
+            paired.reference = paired.read("reference", source)
     except BenchError as err:
-        missing["reference"] = MetricInputError(err.subject, err.problem, err.fix)
-        source = None
-    return condition, reference, source, missing
+        paired.missing["reference"] = MetricInputError(err.subject, err.problem, err.fix)
+    return paired
 
 
 def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None,
@@ -366,15 +393,16 @@ def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None
 
     for path in tqdm(inputs, desc="eval", unit="video", file=sys.stderr, disable=None):
         try:
-            image, reference, reference_path, missing = paired_inputs(path, args, condition)
-            result = evaluator(read_video(path), condition=image, reference=reference,
-                               prompt=args.prompt, missing=missing)
+            paired = paired_inputs(path, args, condition)
+            result = evaluator(read_video(path), condition=paired.condition,
+                               reference=paired.reference, prompt=args.prompt,
+                               missing=paired.missing)
         except BenchError as err:
             problems.append(str(err))
             rows.append({"video": str(path), "error": str(err)})
         else:
             problems.extend(result.errors.values())
-            rows.append(_row(result, args, reference_path))
+            rows.append(_row(result, paired))
             for metric, values in result.series.items():
                 series.extend(
                     {"video": result.source, "metric": metric, "index": i, "value": float(v)}
@@ -384,7 +412,7 @@ def evaluate_all(evaluator, inputs, problems, args, rows, series, condition=None
             after_each(rows, series)
 
 
-def _row(result, args, reference_path) -> dict:
+def _row(result, paired: Paired) -> dict:
     """One video's row of the table."""
     return {
         "video": result.source,
@@ -395,9 +423,9 @@ def _row(result, args, reference_path) -> dict:
         **result.scalars,
         "error": "; ".join(dict.fromkeys(result.errors.values())),  # NaN says which
         "unavailable": "; ".join(f"{k}: {v}" for k, v in result.unavailable.items()),
-        "notes": "; ".join(result.notes),
-        "condition": args.condition,
-        "reference": str(reference_path or ""),
+        "notes": "; ".join([*result.notes, *paired.notes]),
+        "condition": paired.condition_file,
+        "reference": paired.reference_file,
         **result.provenance,
     }
 

@@ -85,13 +85,16 @@ class CurveDrift(Metric):
     statistic = staticmethod(quality.sharpness)
 
     def _score(self, ctx):
-        relative = relative_to_first(self.statistic(ctx.frames))
+        curve = self.statistic(ctx.frames)
+        if not curve.abs().gt(1e-8).any():  # zero throughout (a grey video's colour): stable
+            return _slope(torch.ones_like(curve))
+        relative = relative_to_first(curve)
         if relative.isnan().all():
             name = self.statistic.__name__
             raise MetricInputError(
                 ctx.video.source,
-                f"frame 0 has zero {name} (grey, black or flat?), so {self.info.name}, a drift "
-                "relative to it, is undefined",
+                f"frame 0 has zero {name} and later frames do not (a fade from black?), so "
+                f"{self.info.name}, a drift relative to frame 0, is undefined",
                 "trim the video to start where its content does, or leave this metric out "
                 "with --metrics",
             )

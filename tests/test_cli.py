@@ -299,6 +299,9 @@ def test_condition_and_reference_folders_are_matched_by_name(tmp_path, clip, cap
         np.save(videos / f"{name}.npy", clip)
         Image.fromarray(np.roll(clip[0], shift, axis=1)).save(conditions / f"{name}.png")
         np.save(references / f"{name}.npy", clip)
+    Image.fromarray(clip[0, ..., 0]).save(conditions / "c.png")  # grey: the reader's note
+    np.save(videos / "c.npy", clip)
+    np.save(references / "c.npy", clip)
     out = tmp_path / "t.csv"
     code, _, err = run_cli(
         capsys,
@@ -317,6 +320,14 @@ def test_condition_and_reference_folders_are_matched_by_name(tmp_path, clip, cap
     assert table.loc["a.npy", "ssim_condition"] > table.loc["b.npy", "ssim_condition"] + 0.2
     assert np.allclose(table["psnr"], 100, atol=1e-3)  # reference == video
     assert table["reference"].str.endswith(".npy").all()
+    # each row names the files it was scored against, and the reader's notes on them
+    assert [Path(p).name for p in table["condition"]] == ["a.png", "b.png", "c.png"]
+    assert "condition: " in table.loc["c.npy", "notes"] and "grey" in table.loc["c.npy", "notes"]
+    Image.fromarray(clip[0]).save(conditions / "a.jpg")  # which one is a's?
+    code, _, err = run_cli(capsys, videos / "a.npy", "--condition", conditions, "--metrics",
+                           "ssim_condition,warping_error", "--out", out)
+    assert code == 1 and "2 condition images named like it" in err and "a.jpg" in err, err
+    assert pd.read_csv(out)["warping_error"].notna().all()
 
 
 def test_a_reference_folder_of_frame_folders_is_matched_by_name(tmp_path, clip, capsys):
