@@ -5,6 +5,7 @@ with seeded random init (smoke tests only) and its label says so.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -68,6 +69,8 @@ class ClipEncoder:
         )
         torch.manual_seed(0)
         pretrained = str(found.path) if found else None
+        root = logging.getLogger()  # open_clip warns of random init there; our label says it
+        root.addFilter(_not_random_init_warning)
         try:
             self.model = open_clip.create_model(model, pretrained=pretrained)
         except Exception as err:  # a damaged or foreign file: safetensors, pickle, key errors
@@ -77,6 +80,8 @@ class ClipEncoder:
                 "re-download it or give another file (--clip-weights or "
                 "$EXSVD_WEIGHTS_CLIP_VIT_B32)",
             ) from None
+        finally:
+            root.removeFilter(_not_random_init_warning)
         self.model = self.model.eval().to(device)
         self.tokenizer = open_clip.get_tokenizer(model)
         self.size = self.model.visual.image_size
@@ -110,6 +115,10 @@ class ClipEncoder:
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(texts).to(self.device)
         return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+
+def _not_random_init_warning(record: logging.LogRecord) -> bool:
+    return "No pretrained weights loaded" not in record.getMessage()
 
 
 class Lpips:
