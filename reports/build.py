@@ -16,8 +16,9 @@ from PIL import Image
 from metrics.atomic import atomic_path
 from metrics.errors import BenchError
 from reports import figures, media, tables
-from reports.facts import run_facts
+from reports.facts import provenance, run_facts
 from reports.html import render
+from reports.metadata import flow_metrics, metric_infos, series_label, series_title, value_label
 from reports.rundir import Run, load_run
 from reports.stats import compare, summarize
 
@@ -28,6 +29,15 @@ FOLDERS = ("report", "report/figures", "report/tables")
 FILES = ("results/summary.csv", "results/paired.csv", "report/index.html",
          *(f"report/tables/{name}.csv" for name in ("summary", "paired", "main", "unavailable")))
 FIGURE_SUFFIXES = (".png", ".svg", ".gif")  # of the files written in report/figures/
+
+
+@dataclass(frozen=True)
+class Naming:
+    """What every chart names alike: arm colours and labels, and metric metadata."""
+
+    colours: dict[str, str]
+    labels: dict[str, str]
+    infos: dict
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,23 @@ def record_notes(run, in_run: bool) -> list[str]:
     return notes
 
 
+def metric_notes(run: Run, infos: dict) -> list[str]:
+    """What readers must know of the metrics that ran: backbones whose weights were not found,
+    and the flow backend ``auto`` fell back to."""
+    missing = set(run.unavailable["metric"]) if run.unavailable is not None else set()
+    backbones = sorted({infos[m].backbone for m in missing if m in infos and infos[m].backbone})
+    notes = [f"{b.upper()} metrics not computed: weights not found (see Unavailable)"
+             for b in backbones]
+    chosen = run.record.get("config", {}).get("evaluate", {}).get("flow")
+    used = provenance(run.per_video)[0].get("flow_backend")
+    if chosen == "auto" and used == "dis":
+        notes.append(
+            "flow: auto resolved to DIS (RAFT weights not found); "
+            f"{', '.join(flow_metrics(infos))} depend on the flow backend"
+        )
+    return notes
+
+
 def check_outputs(root: Path) -> None:
     """A one-line error, before any work, when a file stands where the report writes a folder
     or a folder where it writes a file (in report/figures/: any named as a figure file)."""
@@ -127,38 +154,45 @@ def build_report(run_dir: Path, in_run: bool = False) -> Path:
     started = time.perf_counter()
     run = load_run(Path(run_dir))
     check_outputs(run.root)
-    summary = summarize(run.per_video, n_boot=N_BOOT, seed=SEED, level=LEVEL)
-    paired = compare(run.per_video, baseline=BASELINE, n_boot=N_BOOT, seed=SEED, level=LEVEL)
-    notes = [*run.notes, *filter(None, [paired.attrs.get("note")]), *record_notes(run, in_run)]
-    write_csv(summary, run.root / "results" / "summary.csv")
-    write_csv(paired, run.root / "results" / "paired.csv")
-    out = Output(run.root / "report")
-    colours = figures.arm_colours(run.arms)
-    out.table(summary, "summary")
-    out.table(paired, "paired")
     frames = {
         arm: run.manifests.get(arm, {}).get("generation", {}).get("frames") for arm in run.arms
     }
-    labels = tables.arm_labels({k: v for k, v in frames.items() if v is not None}, BASELINE)
+    frames = {arm: count for arm, count in frames.items() if count is not None}
+    untested = tables.other_length(frames, BASELINE)
+    summary = summarize(run.per_video, n_boot=N_BOOT, seed=SEED, level=LEVEL)
+    paired = compare(run.per_video, baseline=BASELINE, n_boot=N_BOOT, seed=SEED, level=LEVEL,
+                     exclude=untested)
+    infos = metric_infos(pd.unique(run.per_video["metric"]))
+    notes = [*run.notes, *filter(None, [paired.attrs.get("note")]), *record_notes(run, in_run),
+             *metric_notes(run, infos)]
+    write_csv(summary, run.root / "results" / "summary.csv")
+    write_csv(paired, run.root / "results" / "paired.csv")
+    out = Output(run.root / "report")
+    out.table(summary, "summary")
+    out.table(paired, "paired")
+    labels = tables.arm_labels(frames, BASELINE)
+    names = Naming(figures.arm_colours(run.arms), labels, infos)
     out.table(tables.main_csv(summary, paired, run.arms, labels), "main")
     problems = tables.problems(run.per_video, run.unavailable)
     out.table(
         pd.DataFrame(problems, columns=["metric", "arms", "status", "count", "reason"]),
         "unavailable",
     )
+    unavailable = set(run.unavailable["metric"]) if run.unavailable is not None else set()
     context = {
         "title": f"exsvd-bench report: {run.root.resolve().name}",
         "baseline": BASELINE,
         "arms": run.arms,
         "facts": run_facts(run, in_run),
-        "main": tables.main_blocks(summary, paired, run.arms, BASELINE, labels),
-        "deltas": tables.delta_blocks(paired, labels),
+        "main": tables.main_blocks(summary, paired, run.arms, BASELINE, labels, unavailable),
+        "deltas": tables.delta_blocks(paired, [a for a in run.arms if a != BASELINE], labels),
+        "untested": tables.untested_text(frames, BASELINE),
         "problems": tables.shared_problems(problems),
-        "bars": bar_figures(out, summary, paired, colours),
-        "delta_figures": delta_figures(out, paired, colours),
-        "curves": curve_figures(out, run, colours, notes),
+        "bars": bar_figures(out, summary, paired, names),
+        "delta_figures": delta_figures(out, paired, names),
+        "curves": curve_figures(out, run, names, notes),
         "strips": strip_figures(out, run, notes),
-        "loss": loss_figure(out, run, colours),
+        "loss": loss_figure(out, run, names.colours),
         "untuned": [arm for arm in run.arms if arm not in run.losses],
         "base_length": run.base_length,
         "n_boot": N_BOOT,
@@ -173,25 +207,31 @@ def build_report(run_dir: Path, in_run: bool = False) -> Path:
     return index
 
 
-def bar_figures(out: Output, summary, paired, colours) -> list[tuple[str, list[Shown]]]:
+def bar_figures(out: Output, summary, paired, names: Naming) -> list[tuple[str, list[Shown]]]:
     shown = []
     for family in tables.families(summary):
         part = summary[summary["family"] == family]
         row = []
         for metric in pd.unique(part.dropna(subset=["mean"])["metric"]):
             versus = paired[paired["metric"] == metric] if len(paired) else paired
-            fig = figures.bar_chart(part[part["metric"] == metric], versus, colours)
+            label = value_label(names.infos.get(metric))
+            fig = figures.bar_chart(
+                part[part["metric"] == metric], versus, names.colours, names.labels, label
+            )
             row.append(out.figure(fig, f"bars_{slug(metric)}", metric))
         if row:
             shown.append((family, row))
     return shown
 
 
-def delta_figures(out: Output, paired, colours) -> list[Shown]:
+def delta_figures(out: Output, paired, names: Naming) -> list[Shown]:
     paired = paired[paired["n_pairs"] > 0]
+    units = {metric: value_label(info) for metric, info in names.infos.items()}
     return [
         out.figure(
-            figures.delta_chart(paired[paired["family"] == family], colours),
+            figures.delta_chart(
+                paired[paired["family"] == family], names.colours, names.labels, units
+            ),
             f"deltas_{slug(family)}",
             family,
         )
@@ -199,9 +239,9 @@ def delta_figures(out: Output, paired, colours) -> list[Shown]:
     ]
 
 
-def curve_figures(out: Output, run: Run, colours, notes) -> list[tuple[str, list[Shown]]]:
+def curve_figures(out: Output, run: Run, names: Naming, notes) -> list[tuple[str, list[Shown]]]:
     """Per family, one chart per distinct series (metrics sharing one series, such as a metric
-    and its slope, share a chart)."""
+    and its slope, share a chart), titled by what it plots."""
     if run.series is None or run.series.empty:
         return []
     if run.base_length is None:
@@ -215,12 +255,17 @@ def curve_figures(out: Output, run: Run, colours, notes) -> list[tuple[str, list
             metric
         )
     shown: dict[str, list[Shown]] = {}
-    for names in same.values():
-        part = run.series[run.series["metric"] == names[0]]
-        title = " = ".join(names)
-        fig = figures.curve_chart(part, colours, run.base_length, title)
-        family = family_of.get(names[0], "other")
-        shown.setdefault(family, []).append(out.figure(fig, f"curve_{slug(names[0])}", title))
+    for group in same.values():
+        part = run.series[run.series["metric"] == group[0]]
+        title = series_title(group, names.infos)
+        label = series_label(names.infos.get(group[0]))
+        fig = figures.curve_chart(
+            part, names.colours, run.base_length, title, label, names.labels
+        )
+        family = family_of.get(group[0], "other")
+        shown.setdefault(family, []).append(
+            out.figure(fig, f"curve_{slug(group[0])}", title.replace("\n", " "))
+        )
     order = tables.families(pd.DataFrame({"family": list(shown)}))
     return [(family, shown[family]) for family in order]
 

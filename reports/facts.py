@@ -143,6 +143,28 @@ def timings(run: Run, in_run: bool = False) -> dict:
     }
 
 
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def model_text(run: Run) -> str:
+    """One line on what was post-tuned and how far: model, size, lengths, budget, videos."""
+    config = run.record.get("config", {})
+    model, tune = config.get("model", {}), config.get("tune", {})
+    base = model.get("base")
+    parts = [
+        "the tiny embedded model" if base == "tiny" else base or "model not recorded",
+        f"{model['size']} × {model['size']} px" if "size" in model else "",
+        f"base length L = {model['base_length']}" if "base_length" in model else "",
+        f"extended to {model['extended_length']} frames" if "extended_length" in model else "",
+        f"tune budget {tune['budget']}" + (f" ({tune['steps']} steps)" if "steps" in tune else "")
+        if "budget" in tune else "",
+        f"{count(run.per_video['sample'].nunique(), 'condition')} × "
+        f"{count(run.per_video['seed'].nunique(), 'seed')}",
+    ]
+    return ", ".join(filter(None, parts))
+
+
 def run_facts(run: Run, in_run: bool = False) -> dict:
     backends, versions = provenance(run.per_video)
     hardware = {
@@ -151,6 +173,7 @@ def run_facts(run: Run, in_run: bool = False) -> dict:
     }
     return {
         "created": run.record.get("created", ""),
+        "model": model_text(run),
         "config_hash": run.record.get("config_hash", ""),
         "config": flatten(run.record.get("config", {})),
         "arms": arm_rows(run),

@@ -4,6 +4,7 @@ the summary, paired and series tables; ``save`` writes each as PNG and SVG."""
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ BETTER, WORSE, NEUTRAL = "#1a7f37", "#cf222e", "#8c959f"
 DIFFERENT = "#0072b2"
 # significance in the delta charts: a shape for each, so colour is never the only signal
 MARKERS = {"▲": ("^", BETTER, "better"), "▼": ("v", WORSE, "worse"),
-           "◇": ("D", DIFFERENT, "different (descriptive)"), "": ("o", NEUTRAL, "n.s.")}
+           "◆": ("D", DIFFERENT, "different (descriptive)"), "": ("o", NEUTRAL, "n.s.")}
 # arms: Okabe-Ito's colour-blind-safe palette, and a line style each as well
 PALETTE = ("#0072b2", "#e69f00", "#56b4e9", "#009e73", "#d55e00", "#cc79a7", "#000000",
            "#f0e442")
@@ -40,10 +41,10 @@ def arrow(higher_is_better) -> str:
 
 
 def mark(row) -> str:
-    """▲ significantly better than the baseline, ▼ worse, ◇ different (descriptive), else ''."""
+    """▲ significantly better than the baseline, ▼ worse, ◆ different (descriptive), else ''."""
     if row is None or not bool(row["significant"]):
         return ""
-    return "◇" if pd.isna(row["better"]) else ("▲" if row["better"] else "▼")
+    return "◆" if pd.isna(row["better"]) else ("▲" if row["better"] else "▼")
 
 
 def arm_colours(arms: list[str]) -> dict[str, str]:
@@ -75,8 +76,16 @@ def new_figure(width: float, height: float) -> Figure:
         return Figure(figsize=(width, height), layout="constrained")
 
 
-def bar_chart(summary: pd.DataFrame, paired: pd.DataFrame, colours: dict) -> Figure:
-    """One metric: mean per arm with its CI, marks for significant differences from baseline."""
+def axis_label(text: str, width: int = 38) -> str:
+    """``text`` wrapped to lines of ``width`` characters (long units fit beside a small axis)."""
+    return textwrap.fill(text, width)
+
+
+def bar_chart(
+    summary: pd.DataFrame, paired: pd.DataFrame, colours: dict, labels: dict, ylabel: str
+) -> Figure:
+    """One metric: mean per arm with its CI, marks for significant differences from baseline;
+    arms named by their ``labels``, the value axis by ``ylabel``."""
     with rc_context(STYLE):
         fig = new_figure(3.4, 2.6)
         ax = fig.add_subplot()
@@ -88,17 +97,22 @@ def bar_chart(summary: pd.DataFrame, paired: pd.DataFrame, colours: dict) -> Fig
         for xi, (arm, top) in enumerate(zip(summary["arm"], summary["ci_high"], strict=True)):
             text = mark(marks.loc[arm]) if marks is not None and arm in marks.index else ""
             if text and np.isfinite(mean[xi]):
-                ax.annotate(text, (xi, np.nanmax([top, mean[xi]])), ha="center", va="bottom")
-        ax.set_xticks(x, summary["arm"], rotation=30, ha="right")
+                ax.annotate(text, (xi, np.nanmax([top, mean[xi]])), xytext=(0, 2),
+                            textcoords="offset points", ha="center", va="bottom")
+        ax.set_xticks(x, [labels.get(a, a) for a in summary["arm"]], rotation=30, ha="right")
+        ax.set_ylabel(axis_label(ylabel))
         first = summary.iloc[0]
         ax.set_title(f"{first['metric']} {arrow(first['higher_is_better'])}")
         ax.axhline(0, color="black", linewidth=0.6)
     return fig
 
 
-def curve_chart(series: pd.DataFrame, colours: dict, base_length: int | None, title: str) -> Figure:
-    """One series metric over the frame index: mean over videos per arm, band mean ± 1.96 SE,
-    and the base length L as a vertical line."""
+def curve_chart(
+    series: pd.DataFrame, colours: dict, base_length: int | None, title: str, ylabel: str = "",
+    labels: dict | None = None,
+) -> Figure:
+    """One series metric over the frame index: mean over videos per arm (named by ``labels``),
+    band mean ± 1.96 SE, and the base length L as a vertical line."""
     stats = series.groupby(["arm", "index"])["value"].agg(["mean", "std", "count"])
     stats["half"] = 1.96 * stats["std"].fillna(0) / np.sqrt(stats["count"])
     with rc_context(STYLE):
@@ -106,8 +120,8 @@ def curve_chart(series: pd.DataFrame, colours: dict, base_length: int | None, ti
         ax = fig.add_subplot()
         for arm in pd.unique(series["arm"]):
             curve = stats.loc[arm]
-            ax.plot(curve.index, curve["mean"], color=colours[arm], label=arm, linewidth=1.2,
-                    linestyle=line_style(colours, arm))
+            ax.plot(curve.index, curve["mean"], color=colours[arm], linewidth=1.2,
+                    label=(labels or {}).get(arm, arm), linestyle=line_style(colours, arm))
             low, high = curve["mean"] - curve["half"], curve["mean"] + curve["half"]
             ax.fill_between(curve.index, low, high, color=colours[arm], alpha=0.15, linewidth=0)
         if base_length is not None:
@@ -121,18 +135,22 @@ def curve_chart(series: pd.DataFrame, colours: dict, base_length: int | None, ti
             )
         ax.set_title(title)
         ax.set_xlabel("frame index (pairs and triples: their first frame)")
+        ax.set_ylabel(axis_label(ylabel))
         fig.legend(fontsize=6, frameon=False, ncols=3, loc="outside lower center")
     return fig
 
 
-def delta_chart(paired: pd.DataFrame, colours: dict) -> Figure:
-    """One family: a panel per metric, each arm's mean difference from the baseline with its
-    paired-bootstrap CI; significance as a marker shape and colour (``MARKERS``), explained in
-    a legend."""
+def delta_chart(
+    paired: pd.DataFrame, colours: dict, labels: dict | None = None, units: dict | None = None
+) -> Figure:
+    """One family: a panel per metric, each arm's (named by ``labels``) mean difference from
+    the baseline with its paired-bootstrap CI, in the metric's ``units``; significance as a
+    marker shape and colour (``MARKERS``), explained in a legend."""
     metrics = list(pd.unique(paired["metric"]))
     columns = min(3, len(metrics))
     rows = -(-len(metrics) // columns)
     arms = list(pd.unique(paired["arm"]))
+    baseline = paired["baseline"].iloc[0]
     used: dict[str, tuple[str, str]] = {}
     with rc_context(STYLE):
         fig = new_figure(3.2 * columns, 0.8 + 0.28 * len(arms) * rows + 0.6 * rows)
@@ -156,14 +174,17 @@ def delta_chart(paired: pd.DataFrame, colours: dict) -> Figure:
                 )
             ax.axvline(0, color="black", linewidth=0.6)
             ax.xaxis.set_major_locator(MaxNLocator(4))  # long tick labels must not overlap
-            ax.set_yticks(range(len(arms)), arms if i % columns == 0 else [""] * len(arms))
+            names = [(labels or {}).get(arm, arm) for arm in arms]
+            ax.set_yticks(range(len(arms)), names if i % columns == 0 else [""] * len(arms))
+            unit = (units or {}).get(metric)
+            ax.set_xlabel(axis_label(f"arm − {baseline}" + (f" ({unit})" if unit else ""), 44))
             ax.invert_yaxis()
             ax.set_title(
                 f"{metric} {arrow(part['higher_is_better'].dropna().iloc[0])}"
                 if part["higher_is_better"].notna().any()
                 else metric
             )
-        fig.suptitle(f"{paired['family'].iloc[0]}: difference from {paired['baseline'].iloc[0]}")
+        fig.suptitle(f"{paired['family'].iloc[0]}: difference from {baseline}")
         handles = [
             Line2D([], [], marker=shape, color=colour, linestyle="none", label=meaning)
             for meaning, (shape, colour) in used.items()

@@ -22,11 +22,14 @@ conditions both scored; ``n_pairs`` counts conditions.
   other way; the mark follows the test.)
 - ``attrs["note"]``: set when the table cannot show a difference at all (no baseline, no other
   arm, or too few conditions for any corrected p to reach alpha).
+- ``exclude``: arms not compared at all (run at another length than the baseline, their means
+  are over other frames): they have no rows and are not in Holm's family.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -165,9 +168,12 @@ def compare(
     seed: int = 0,
     alpha: float = 0.05,
     level: float = 0.95,
+    exclude: Collection[str] = (),
 ) -> pd.DataFrame:
-    """Every other arm against ``baseline`` per metric, paired on conditions (each the mean of
-    its seeds). A table that cannot show a difference says why in ``attrs["note"]``."""
+    """Every other arm but those in ``exclude`` against ``baseline`` per metric, paired on
+    conditions (each the mean of its seeds). A table that cannot show a difference says why in
+    ``attrs["note"]``."""
+    per_video = per_video[~per_video["arm"].isin(set(exclude) - {baseline})]
     arms = set(per_video["arm"])
     missing = (
         f"the baseline arm {baseline!r} is missing" if baseline not in arms

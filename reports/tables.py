@@ -3,6 +3,9 @@ rows for the template and as wide CSVs for papers; and the list of metrics that 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from decimal import Decimal
+
 import numpy as np
 import pandas as pd
 
@@ -12,10 +15,16 @@ FAMILIES = ("flicker", "smoothness", "motion", "consistency", "quality")
 
 
 def fmt(value, signed: bool = False) -> str:
-    """Three significant digits; '–' for NaN."""
+    """Three significant digits, trailing zeros kept, in plain digits from 1e-6 to 1e6 (whole
+    numbers from 1000 on), scientific outside; a sign when ``signed``; '–' for NaN."""
     if value is None or pd.isna(value):
         return "–"
-    return f"{value:+.3g}" if signed else f"{value:.3g}"
+    sign, size = "+" if signed else "", abs(value)
+    if 1000 <= size < 1e6:
+        return f"{value:{sign}.0f}"
+    if 1e-6 <= size < 1000 or size == 0:
+        return format(Decimal(f"{value:.2e}"), f"{sign}f")
+    return f"{value:{sign}.2e}"
 
 
 def ci_text(low, high, signed: bool = False) -> str:
@@ -49,14 +58,46 @@ def _metric_columns(part: pd.DataFrame) -> list[dict]:
     ]
 
 
-def arm_labels(frames: dict[str, int], baseline: str) -> dict[str, str]:
-    """Each arm's row label: its name, and its frame count when it differs from the baseline's
-    (an arm run at another length, e.g. svd at L, is not compared like for like)."""
+def other_length(frames: dict[str, int], baseline: str) -> list[str]:
+    """Arms run at another frame count than the baseline: their means are over other frames,
+    so they are shown but not compared with it (none when the baseline's count is unknown)."""
     same = frames.get(baseline)
+    return [arm for arm, count in frames.items() if same is not None and count != same]
+
+
+def arm_labels(frames: dict[str, int], baseline: str) -> dict[str, str]:
+    """Each arm's label: its name, and its frame count when ``other_length``."""
+    other = other_length(frames, baseline)
+    return {arm: f"{arm} ({n} frames)" if arm in other else arm for arm, n in frames.items()}
+
+
+def untested_text(frames: dict[str, int], baseline: str) -> str:
+    """One sentence per ``other_length`` arm, e.g. 'svd runs at 8 frames: it is shown, not
+    tested against exsvd.'"""
+    return " ".join(
+        f"{arm} runs at {frames[arm]} frames: it is shown, not tested against {baseline}."
+        for arm in other_length(frames, baseline)
+    )
+
+
+def _cell(metric: str, best: bool, row, test) -> dict:
+    """One main-table cell: mean, CI, counts, and the mark and p of its paired test."""
+    if row is None:
+        return {"metric": metric, "best": best, "mean": "–", "ci": "", "n": "", "mark": "",
+                "p_holm": ""}
     return {
-        arm: arm if same is None or count == same else f"{arm} ({count} frames)"
-        for arm, count in frames.items()
+        "metric": metric,
+        "best": best,
+        "mean": fmt(row["mean"]),
+        "ci": ci_text(row["ci_low"], row["ci_high"]),
+        "n": f"n = {row['n']}, missing {row['n_missing']}",
+        "mark": mark(test),
+        "p_holm": fmt(test["p_holm"]) if test is not None else "",
     }
+
+
+def _lookup(table: pd.DataFrame | None, key):
+    return table.loc[key] if table is not None and key in table.index else None
 
 
 def main_blocks(
@@ -65,77 +106,84 @@ def main_blocks(
     arms: list[str],
     baseline: str,
     labels: dict[str, str] | None = None,
+    unavailable: Collection[str] = (),
 ):
     """Per family: metric columns, and one row per arm of cells (mean, CI, best, mark); arms
-    labelled with another length (``arm_labels``) are left out of "best"."""
+    labelled with another length (``arm_labels``) are left out of "best". Metrics with no mean
+    at all get no column but a line in ``empty`` (``unavailable``: those whose weights were
+    not found)."""
     labels = labels or {}
-    other_length = {arm for arm in arms if labels.get(arm, arm) != arm}
-    summary_same = summary[~summary["arm"].isin(other_length)]
+    other = {arm for arm in arms if labels.get(arm, arm) != arm}
     stats = summary.set_index(["arm", "metric"])
     versus = paired.set_index(["arm", "metric"]) if len(paired) else None
     blocks = []
     for family in families(summary):
         part = summary[summary["family"] == family]
-        columns = _metric_columns(part)
-        same = summary_same[summary_same["family"] == family]
+        scored = set(part.dropna(subset=["mean"])["metric"])
+        columns = [c for c in _metric_columns(part) if c["name"] in scored]
+        same = part[~part["arm"].isin(other)]
         best = {c["name"]: best_arms(same[same["metric"] == c["name"]]) for c in columns}
-        rows = []
-        for arm in arms:
-            cells = []
-            for column in columns:
-                key = (arm, column["name"])
-                row = stats.loc[key] if key in stats.index else None
-                test = versus.loc[key] if versus is not None and key in versus.index else None
-                cells.append(
-                    {
-                        "metric": column["name"],
-                        "mean": fmt(row["mean"]) if row is not None else "–",
-                        "ci": ci_text(row["ci_low"], row["ci_high"]) if row is not None else "",
-                        "n": f"n = {row['n']}, missing {row['n_missing']}"
-                        if row is not None
-                        else "",
-                        "best": arm in best[column["name"]],
-                        "mark": mark(test),
-                        "p_holm": fmt(test["p_holm"]) if test is not None else "",
-                    }
-                )
-            rows.append(
-                {"arm": arm, "label": labels.get(arm, arm), "baseline": arm == baseline,
-                 "cells": cells}
-            )
-        blocks.append({"family": family, "metrics": columns, "rows": rows})
+        rows = [
+            {
+                "arm": arm,
+                "label": labels.get(arm, arm),
+                "baseline": arm == baseline,
+                "cells": [
+                    _cell(m, arm in best[m], _lookup(stats, (arm, m)), _lookup(versus, (arm, m)))
+                    for m in (c["name"] for c in columns)
+                ],
+            }
+            for arm in arms
+        ]
+        empty = [c["name"] for c in _metric_columns(part) if c["name"] not in scored]
+        blocks.append({"family": family, "metrics": columns, "rows": rows,
+                       "empty": empty_text(empty, unavailable)})
     return blocks
 
 
-def delta_blocks(paired: pd.DataFrame, labels: dict[str, str] | None = None):
-    """Per family: one row per arm of cells (delta, CI, Holm p, effect size, mark)."""
+def empty_text(metrics: list[str], unavailable: Collection[str]) -> str:
+    """'not computed: a, b (weights unavailable; see Unavailable)', '' for no metrics."""
+    if not metrics:
+        return ""
+    why = "weights unavailable; " if set(metrics) <= set(unavailable) else ""
+    return f"not computed: {', '.join(metrics)} ({why}see Unavailable)"
+
+
+def _delta_cell(metric: str, test) -> dict:
+    if test is None or pd.isna(test["delta_mean"]):
+        return {"metric": metric, "delta": "–", "mark": "", "ci": ""}
+    return {
+        "metric": metric,
+        "delta": fmt(test["delta_mean"], signed=True),
+        "ci": ci_text(test["ci_low"], test["ci_high"], signed=True),
+        "p_holm": fmt(test["p_holm"]),
+        "effect": fmt(test["effect_size"], signed=True),
+        "n": int(test["n_pairs"]),
+        "mark": mark(test),
+    }
+
+
+def delta_blocks(paired: pd.DataFrame, arms: list[str], labels: dict[str, str] | None = None):
+    """Per family: metric columns with at least one difference, and one row per arm in
+    ``arms`` of cells (delta, CI, Holm p, effect size, mark); '–' where an arm was not
+    compared."""
     labels = labels or {}
     blocks = []
     for family in families(paired) if len(paired) else []:
         part = paired[paired["family"] == family]
-        columns = _metric_columns(part)
+        columns = _metric_columns(part.dropna(subset=["delta_mean"]))
+        if not columns:
+            continue
         tests = part.set_index(["arm", "metric"])
-        rows = []
-        for arm in pd.unique(part["arm"]):
-            cells = []
-            for column in columns:
-                key = (arm, column["name"])
-                test = tests.loc[key] if key in tests.index else None
-                if test is None:
-                    cells.append({"metric": column["name"], "delta": "–"})
-                    continue
-                cells.append(
-                    {
-                        "metric": column["name"],
-                        "delta": fmt(test["delta_mean"], signed=True),
-                        "ci": ci_text(test["ci_low"], test["ci_high"], signed=True),
-                        "p_holm": fmt(test["p_holm"]),
-                        "effect": fmt(test["effect_size"], signed=True),
-                        "n": int(test["n_pairs"]),
-                        "mark": mark(test),
-                    }
-                )
-            rows.append({"arm": arm, "label": labels.get(arm, arm), "cells": cells})
+        names = [c["name"] for c in columns]
+        rows = [
+            {
+                "arm": arm,
+                "label": labels.get(arm, arm),
+                "cells": [_delta_cell(m, _lookup(tests, (arm, m))) for m in names],
+            }
+            for arm in arms
+        ]
         blocks.append({"family": family, "metrics": columns, "rows": rows})
     return blocks
 

@@ -115,3 +115,23 @@ def test_print_styles_apply(page):
         assert len(pdf) > 10_000
     finally:
         browser.send("Emulation.setEmulatedMedia", {"media": ""}, session)
+
+
+DELTA_WIDTHS = """[...document.querySelectorAll("#deltas img")].map(img => ({
+  shown: img.getBoundingClientRect().width, natural: img.naturalWidth,
+  room: img.closest("section").clientWidth}))"""
+
+
+def test_delta_charts_get_the_full_width_and_narrow_screens_no_sideways_scroll(page):
+    browser, session, _ = page
+    widths = browser.evaluate(session, DELTA_WIDTHS)
+    assert widths and all(w["shown"] >= min(w["natural"], w["room"]) - 1 for w in widths)
+    header = "getComputedStyle(document.querySelector('table.main thead th')).whiteSpace"
+    assert browser.evaluate(session, header) == "normal"  # long metric names wrap
+    metrics = {"height": 900, "deviceScaleFactor": 1, "mobile": False}
+    browser.send("Emulation.setDeviceMetricsOverride", {"width": 390, **metrics}, session)
+    try:
+        overflow = "document.documentElement.scrollWidth - window.innerWidth"
+        assert browser.evaluate(session, overflow) <= 0
+    finally:
+        browser.send("Emulation.setDeviceMetricsOverride", {"width": 1280, **metrics}, session)

@@ -75,7 +75,9 @@ def test_writes_statistics_tables_and_figures(run_dir, index):
     summary = pd.read_csv(run_dir / "results" / "summary.csv")
     np.testing.assert_allclose(summary["ci_low"], summarize(per_video)["ci_low"], rtol=1e-12)
     paired = pd.read_csv(run_dir / "results" / "paired.csv")
-    np.testing.assert_allclose(paired["p_holm"], compare(per_video)["p_holm"], rtol=1e-12)
+    expected = compare(per_video, exclude=["svd"])  # svd runs at L: not like for like
+    np.testing.assert_allclose(paired["p_holm"], expected["p_holm"], rtol=1e-12)
+    assert "svd" not in set(paired["arm"])
     main_csv = pd.read_csv(run_dir / "report" / "tables" / "main.csv")
     assert list(main_csv["arm"]) == [f"svd ({BASE_LENGTH} frames)", *ARMS[1:]]  # run at L
     assert "warping_error ↓" in main_csv.columns and "motion_magnitude" in main_csv.columns
@@ -115,6 +117,119 @@ def test_main_table_best_per_column_and_marks_against_the_baseline(run_dir, page
     assert "▼" in page.cells["exsvd-static-pe", "warping_error"]["text"]  # planted, worse
     assert "▼" not in page.cells["exsvd-no-idconv", "warping_error"]["text"]  # planted null
     assert "[" in page.cells["exsvd", "psnr"]["text"]  # the CI is shown
+
+
+def test_an_arm_of_another_length_is_shown_not_tested(run_dir, index, page):
+    text = index.read_text(encoding="utf-8")
+    untested = f"svd runs at {BASE_LENGTH} frames: it is shown, not tested against exsvd."
+    assert text.count(untested) == 2  # in the legends of the table and of the deltas
+    assert not any(m in c["text"] for (arm, _), c in page.cells.items() if arm == "svd"
+                   for m in "▲▼◆")
+    row = re.search(r'<tr data-delta-arm="svd">(.*?)</tr>', text, re.S)[1]
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", row) == ["–"] * row.count("<td")
+    assert f"svd ({BASE_LENGTH} frames)</th>" in row
+    figures = run_dir / "report" / "figures"
+    for chart in ("bars_psnr.svg", "curve_psnr.svg"):
+        assert f">svd ({BASE_LENGTH} frames)</text>" in (figures / chart).read_text(), chart
+
+
+def test_charts_name_their_axes_by_the_metrics_units(run_dir, index):
+    figures = run_dir / "report" / "figures"
+    assert ">dB (data range 1)</text>" in (figures / "bars_psnr.svg").read_text()
+    curve = (figures / "curve_ssim_condition.svg").read_text()
+    assert ">SSIM to the condition per frame</text>" in curve and ">SSIM</text>" in curve
+    deltas = (figures / "deltas_flicker.svg").read_text()
+    assert ">arm − exsvd (squared RGB distance, pixels in</text>" in deltas
+
+
+def test_curves_of_slopes_are_titled_by_what_they_plot():
+    from reports.metadata import metric_infos, series_label, series_title
+
+    infos = metric_infos(["sharpness_drift", "ssim_condition", "ssim_condition_slope", "x"])
+    assert set(infos) == {"sharpness_drift", "ssim_condition", "ssim_condition_slope"}
+    drift = series_title(["sharpness_drift"], infos)
+    assert drift == "sharpness relative to frame 0 per frame\n(sharpness_drift)"
+    assert series_label(infos["sharpness_drift"]) == "change relative to frame 0"
+    pair = series_title(["ssim_condition", "ssim_condition_slope"], infos)
+    assert pair.startswith("SSIM to the condition per frame\n")
+    assert series_label(infos["ssim_condition_slope"]) == "SSIM"
+    assert series_title(["ssim_condition", "x"], infos) == "ssim_condition = x"
+
+
+def test_columns_without_any_value_are_left_out_and_named_below(index, page):
+    text = index.read_text(encoding="utf-8")
+    assert 'data-metric="clip_condition"' not in text  # neither in the main nor deltas table
+    assert {metric for _, metric in page.cells} >= {"ssim_condition", "psnr"}
+    note = "not computed: clip_condition (weights unavailable; see Unavailable)"
+    assert f'<p class="muted" data-empty="consistency">{note}</p>' in text
+    from reports.tables import empty_text
+
+    assert empty_text(["a", "b"], {"a"}) == "not computed: a, b (see Unavailable)"
+    assert empty_text([], {"a"}) == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "signed", "text"),
+    [(0.0000185, True, "+0.0000185"), (2, False, "2.00"), (1.0017, False, "1.00"),
+     (21.61, False, "21.6"), (1234.6, False, "1235"), (0.9996, False, "1.00"),
+     (-0.00123, True, "-0.00123"), (0.0, True, "+0.00"), (2.5e-7, False, "2.50e-07"),
+     (3.21e7, True, "+3.21e+07"), (np.nan, False, "–")],
+)
+def test_numbers_keep_three_significant_digits_without_exponents(value, signed, text):
+    from reports.tables import ci_text, fmt
+
+    assert fmt(value, signed) == text
+    assert ci_text(0.892, 2) == "[0.892, 2.00]"
+
+
+def test_main_csv_cells_are_the_pages_numbers(run_dir, page):
+    table = pd.read_csv(run_dir / "report" / "tables" / "main.csv").set_index("arm")
+    cell = page.cells["exsvd", "psnr"]["text"]
+    assert table.loc["exsvd", "psnr ↑"] == cell.replace("[", " [")
+    numbers = re.findall(r"[\d.e+-]+", table.loc["exsvd", "psnr ↑"])
+    assert len(numbers) == 3 and all(len(n.replace(".", "").lstrip("0")) == 3 for n in numbers)
+
+
+def test_notes_say_which_weights_were_missing_and_what_flow_ran(run_dir, index):
+    from reports.build import metric_notes
+    from reports.metadata import metric_infos
+    from reports.rundir import load_run
+
+    text = index.read_text(encoding="utf-8")
+    assert "<li>CLIP metrics not computed: weights not found (see Unavailable)</li>" in text
+    assert "flow: auto" not in text  # the run records no flow setting
+    run = load_run(run_dir)
+    infos = metric_infos(pd.unique(run.per_video["metric"]))
+    run.record["config"]["evaluate"] = {"flow": "auto"}
+    assert metric_notes(run, infos)[1] == (
+        "flow: auto resolved to DIS (RAFT weights not found); warping_error, "
+        "interpolation_score, motion_magnitude depend on the flow backend"
+    )
+    run.record["config"]["evaluate"] = {"flow": "dis"}  # chosen, not a fallback
+    assert len(metric_notes(run, infos)) == 1
+
+
+def test_the_header_says_which_model_and_budget(run_dir, index):
+    from reports.facts import model_text
+    from reports.rundir import load_run
+
+    assert (
+        "Model: the tiny embedded model, 32 × 32 px, base length L = 8, extended to 32 frames, "
+        "8 conditions × 2 seeds." in index.read_text(encoding="utf-8")
+    )
+    run = load_run(run_dir)
+    run.record["config"]["tune"] = {"budget": "quick", "steps": 60}
+    run.record["config"]["model"]["base"] = "models/svd-xt"
+    assert model_text(run).startswith("models/svd-xt, 32 × 32 px")
+    assert "tune budget quick (60 steps), 8 conditions" in model_text(run)
+
+
+def test_headers_have_scopes_and_legends_the_marks_drawn(index, page):
+    headers = [attrs for tag, attrs in page.elements if tag == "th"]
+    assert headers and all(attrs.get("scope") in ("col", "row") for attrs in headers)
+    text = index.read_text(encoding="utf-8")
+    assert "◇" not in text and "◆ significantly different" in text  # drawn as a diamond "D"
+    assert text.count('<div class="scroll"><table') == text.count("<table")  # all scroll alike
 
 
 def test_what_was_run_and_what_did_not(index):

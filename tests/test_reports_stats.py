@@ -270,3 +270,15 @@ def test_cluster_bootstrap_with_unequal_seed_counts_resamples_whole_conditions()
     assert low < values.mean() < high
     unweighted = [np.mean([np.mean(videos[order[i]]) for i in row]) for row in picks]
     assert (low, high) != pytest.approx(tuple(np.percentile(unweighted, [5, 95])))
+
+
+def test_excluded_arms_get_no_row_and_stay_out_of_holms_family():
+    rng = np.random.default_rng(3)
+    base = rng.normal(0, 1, 8)
+    arms = {"exsvd": base, "a": base + 1 + rng.normal(0, 0.1, 8), "short": base + 5}
+    table = compare(tidy(arms), n_boot=50, exclude=["short"])
+    assert list(table["arm"]) == ["a"]  # another length: not compared like for like
+    assert table["p_holm"].iloc[0] == table["p_value"].iloc[0]  # a family of one
+    both = compare(tidy(arms), n_boot=50).set_index("arm")
+    assert both.loc["a", "p_holm"] == 2 * table["p_value"].iloc[0]
+    assert compare(tidy(arms), n_boot=50, exclude=["exsvd"]).shape[0] == 2  # never the baseline

@@ -148,6 +148,21 @@ def test_a_run_writes_the_run_directory_contract(baseline):
     assert (baseline / "report" / "index.html").is_file()
 
 
+def test_aggregate_tests_no_arm_of_another_length_against_exsvd(baseline, tmp_path):
+    """svd runs at the base length: its means are over other frames, so the aggregate stage's
+    paired.csv (what a run stopped before its report keeps) leaves it out, as the report does."""
+    from types import SimpleNamespace
+
+    from bench.stages.aggregate import write_results
+
+    evaluated = [SimpleNamespace(outputs=(path,))
+                 for path in sorted(baseline.glob("evaluate/*/[!.]*.json"))]
+    write_results(SimpleNamespace(record=tmp_path / ".done.json"), evaluated)
+    tested = set(pd.read_csv(tmp_path / "paired.csv")["arm"])
+    assert tested == set(ARMS) - {"svd", "exsvd"}
+    assert tested == set(pd.read_csv(baseline / "results" / "paired.csv")["arm"])
+
+
 def test_a_rerun_recomputes_nothing(baseline, config_file, tmp_path):
     run = copy(baseline, tmp_path)
     videos = sorted(run.glob("generate/*/*.mp4"))
