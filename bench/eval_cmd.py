@@ -211,8 +211,9 @@ def distinct_outputs(tables: dict[str, Path | None]) -> None:
 
 def found_videos(paths: list[str]) -> tuple[list[Path], list[str]]:
     """The videos the PATHs hold, each once, and a line per PATH that holds none; notes on
-    videos in sub-folders (not read) and on videos named twice."""
-    from metrics.video_io import find_videos, names_of, nested_video_folders
+    videos in sub-folders (not read), on files that are not videos, and on videos named
+    twice."""
+    from metrics.video_io import find_videos, names_of, nested_video_folders, skipped_note
 
     problems: list[str] = []
     inputs: list[Path] = []
@@ -225,6 +226,8 @@ def found_videos(paths: list[str]) -> tuple[list[Path], list[str]]:
         if nested := Path(path).is_dir() and nested_video_folders(Path(path)):
             print(f"note: {path}: the videos in its sub-folders {names_of(nested)} are not read "
                   "(one folder level is): give those folders too", file=sys.stderr)
+        if skipped := skipped_note(path):
+            print(f"note: {path}: {skipped}", file=sys.stderr)
     first: dict[Path, Path] = {}
     for path in inputs:
         first.setdefault(path.resolve(), path)

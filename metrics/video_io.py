@@ -8,30 +8,39 @@ file and the fix. Inputs: video files (decoded with PyAV), folders of numbered p
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.logging
 import numpy as np
 from PIL import Image, ImageOps
 
 from metrics.atomic import atomic_path
 from metrics.errors import VideoInputError
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".gif")
+VIDEO_SUFFIXES = (
+    ".mp4", ".webm", ".avi", ".mkv", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"
+)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
+SIDECAR_SUFFIXES = (".txt", ".json", ".csv", ".md", ".parquet", ".log")  # not worth a warning
 
 _SUPPORTED = ", ".join(VIDEO_SUFFIXES + ARRAY_SUFFIXES + IMAGE_SUFFIXES)
 _EXPECTED = "expected uint8 [T, H, W, 3] (or float in [0, 1])"
 _WRITABLE = (".mp4", ".gif")
+# Containers whose header states a duration (MPEG-PS/TS durations are only estimates).
+_DECLARING = ("matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2", "flv", "asf")
+_AV_FIX = "check that the file is a complete, valid video (re-export or re-download it)"
 ORIENTATION = 0x0112  # the EXIF tag
 
 
@@ -243,60 +252,185 @@ def _pick_npz(data, source: str) -> tuple[np.ndarray, float | None]:
 
 
 def _read_av(p: Path, source: str) -> Video:
-    """Decode every frame of the first video stream to rgb24 with PyAV."""
-    fix = "check that the file is a complete, valid video (re-export or re-download it)"
+    """Decode every frame of the first video stream to RGB with PyAV; a damaged, truncated or
+    see-through file is an error."""
     try:
         container = av.open(str(p))
     except (av.FFmpegError, OSError) as err:
-        raise VideoInputError(source, f"cannot open as video ({_av_reason(err)})", fix) from None
-    frames: list[np.ndarray] = []
-    durations: list[float] = []
-    turned: set[int] = set()
+        reason = f"cannot open as video ({_av_reason(err)})"
+        raise VideoInputError(source, reason, _AV_FIX) from None
     with container:
-        if not container.streams.video:
-            raise VideoInputError(source, "has no video stream", fix)
-        stream = container.streams.video[0]
-        if stream.codec_context is None:  # a file cut before the codec's parameters
-            raise VideoInputError(source, "its video stream has no codec parameters", fix)
-        # Default (slice) threading: frame threading ("AUTO") hides errors of truncated files.
-        is_gif = p.suffix.lower() == ".gif" or stream.codec_context.name == "gif"
-        packets = 0
-        try:
-            for packet in container.demux(stream):
-                packets += 1 if packet.size else 0
-                for frame in packet.decode():
-                    angle = frame.rotation  # counter-clockwise degrees, in [-180, 180]
-                    rgb = _upright(frame.to_ndarray(format="rgb24"), angle, source)
-                    turned.add(angle)
-                    if frames and rgb.shape != frames[0].shape:
-                        h0, w0 = frames[0].shape[:2]
-                        raise VideoInputError(
-                            source, f"frame {len(frames)} is {rgb.shape[1]}x{rgb.shape[0]} (WxH) "
-                            f"but frame 0 is {w0}x{h0}", "re-encode it at one frame size",
-                        )
-                    frames.append(rgb)
-                    if frame.duration and frame.time_base:
-                        durations.append(float(frame.duration * frame.time_base))
-        except (av.FFmpegError, OSError) as err:
+        stream = _video_stream(container, source)
+        with _libav_errors() as logs:
+            decoded = _decode(container, stream, source)
+        _check_complete(container, stream, decoded, source)
+        if logs:
+            _, name, message = logs[0]
             raise VideoInputError(
-                source, f"decoding failed after {len(frames)} frames ({_av_reason(err)})", fix
-            ) from None
-        if stream.frames and packets < stream.frames:
-            raise VideoInputError(
-                source, f"truncated: the container lists {stream.frames} frames but holds "
-                f"only {packets}", fix,
+                source, f"FFmpeg reported damage while decoding ({name}: {_one_line(message)})",
+                "re-encode or replace the file",
             )
-        if is_gif:
-            total = sum(durations)
-            fps = len(frames) / total if len(durations) == len(frames) and total > 0 else None
-        else:
-            rate = stream.average_rate
-            fps = float(rate) if rate else None
-    if not frames:
-        raise VideoInputError(source, "zero frames decoded", fix)
-    notes = tuple(f"rotated {-angle % 360} degrees clockwise, as its display matrix asks"
-                  for angle in sorted(turned) if angle)
-    return Video(np.ascontiguousarray(np.stack(frames)), fps, source, notes)
+        fps = _fps(stream, decoded)
+        tick = float(stream.time_base) if stream.time_base else 0.0
+    if not decoded.frames:
+        raise VideoInputError(source, "zero frames decoded", _AV_FIX)
+    notes = [f"rotated {-angle % 360} degrees clockwise, as its display matrix asks"
+             for angle in sorted(decoded.angles) if angle]
+    return Video(np.ascontiguousarray(np.stack(decoded.frames)), fps, source,
+                 (*notes, *_timing_notes(decoded, tick)))
+
+
+@dataclass
+class _Decoded:
+    """What decoding gave: upright RGB frames, each frame's (start, duration) in seconds (start
+    None when the frame has no timestamp), the non-empty packets read and the rotations met."""
+
+    frames: list[np.ndarray] = field(default_factory=list)
+    times: list[tuple[float | None, float]] = field(default_factory=list)
+    packets: int = 0
+    angles: set[int] = field(default_factory=set)
+
+    def gaps(self) -> list[float]:
+        """Seconds from each frame to the next, then the last frame's duration when known."""
+        starts = [start for start, _ in self.times]
+        if not starts or None in starts:
+            return []
+        last = self.times[-1][1]
+        return [b - a for a, b in itertools.pairwise(starts)] + ([last] if last > 0 else [])
+
+
+def _video_stream(container, source: str):
+    """The first video stream, refused when it cannot be decoded as it is."""
+    if not container.streams.video:
+        raise VideoInputError(source, "has no video stream", _AV_FIX)
+    stream = container.streams.video[0]
+    if stream.codec_context is None:  # a file cut before the codec's parameters
+        raise VideoInputError(source, "its video stream has no codec parameters", _AV_FIX)
+    if stream.metadata.get("alpha_mode") == "1":  # WebM: FFmpeg's vp9 decoder drops the alpha
+        raise VideoInputError(
+            source, "has transparency (a WebM alpha channel, alpha_mode 1, that FFmpeg's decoder "
+            "does not read)", "flatten onto a background first",
+        )
+    return stream
+
+
+@contextmanager
+def _libav_errors() -> Iterator[list[tuple[int, str, str]]]:
+    """Collect libav's error-level log lines (level, name, message) from every thread; PyAV
+    drops them unless logging is on. The previous logging settings are restored afterwards."""
+    level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
+    av.logging.set_level(av.logging.ERROR)
+    av.logging.set_skip_repeated(False)  # else a line the previous file logged is not repeated
+    try:
+        with av.logging.Capture(local=False) as logs:
+            yield logs
+    finally:
+        av.logging.set_level(level)
+        av.logging.set_skip_repeated(skip)
+
+
+def _decode(container, stream, source: str) -> _Decoded:
+    """Every frame of ``stream``, in one size. Default (slice) threading: frame threading
+    ("AUTO") hides errors of truncated files."""
+    out = _Decoded()
+    try:
+        for packet in container.demux(stream):
+            out.packets += 1 if packet.size else 0
+            for frame in packet.decode():
+                rgb = frame_rgb(frame, len(out.frames), source)
+                if out.frames and rgb.shape != out.frames[0].shape:
+                    h0, w0 = out.frames[0].shape[:2]
+                    raise VideoInputError(
+                        source, f"frame {len(out.frames)} is {rgb.shape[1]}x{rgb.shape[0]} "
+                        f"(WxH) but frame 0 is {w0}x{h0}", "re-encode it at one frame size",
+                    )
+                out.frames.append(rgb)
+                out.angles.add(frame.rotation)
+                duration = frame.duration * frame.time_base if frame.time_base else 0
+                out.times.append((frame.time, float(duration or 0)))
+    except (av.FFmpegError, OSError) as err:
+        raise VideoInputError(
+            source, f"decoding failed after {len(out.frames)} frames ({_av_reason(err)})", _AV_FIX
+        ) from None
+    return out
+
+
+def frame_rgb(frame, index: int, source: str) -> np.ndarray:
+    """A decoded frame as upright RGB; a frame with alpha (or a palette) must be opaque."""
+    fmt = frame.format
+    if fmt.has_palette or any(c.is_alpha for c in fmt.components):
+        rgba = frame.to_ndarray(format="rgba")
+        _check_opaque(rgba[..., 3], 255, source, f"frame {index} ")
+        rgb = rgba[..., :3]
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+    return _upright(rgb, frame.rotation, source)  # counter-clockwise degrees, in [-180, 180]
+
+
+def _check_complete(container, stream, decoded: _Decoded, source: str) -> None:
+    """Refuse a file that holds fewer frames than its header lists, a GIF without its trailer
+    and (with no frame count) one whose frames end before the duration its header declares."""
+    if stream.frames and decoded.packets < stream.frames:
+        raise VideoInputError(
+            source, f"truncated: the container lists {stream.frames} frames but holds "
+            f"only {decoded.packets}", _AV_FIX,
+        )
+    if container.format.name == "gif" and not _has_gif_trailer(Path(source)):
+        raise VideoInputError(source, "lacks the GIF trailer byte (0x3B) at its end: the file "
+                              "is truncated", _AV_FIX)
+    gaps = decoded.gaps()
+    if stream.frames or not gaps or container.format.name not in _DECLARING:
+        return
+    declared = _declared_seconds(container, stream)
+    first, _ = decoded.times[0]
+    last, duration = decoded.times[-1]
+    reach = last + duration - min(first, 0.0)  # FLV counts a start delay, fragmented mp4 not
+    if declared is not None and reach < declared - 1.5 * float(np.median(gaps)):
+        raise VideoInputError(
+            source, f"ends after {reach:.3g} s of the {declared:.3g} s its header declares: the "
+            "file is truncated", _AV_FIX,
+        )
+
+
+def _has_gif_trailer(p: Path) -> bool:
+    """Whether the file ends with the GIF trailer byte, as every complete GIF does."""
+    with p.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        if not f.tell():
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b";"
+
+
+def _declared_seconds(container, stream) -> float | None:
+    """The video stream's duration as the file declares it: the stream's own, Matroska's
+    per-stream DURATION tag, or the container's when the video is its only stream."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d*)?)", stream.metadata.get("DURATION", ""))
+    if tag:
+        hours, minutes, seconds = tag.groups()
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    if len(container.streams) == 1 and container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+def _fps(stream, decoded: _Decoded) -> float | None:
+    """The stream's average rate; a GIF's from its frames' delays (None if one has none)."""
+    if stream.codec_context.name != "gif":
+        return float(stream.average_rate) if stream.average_rate else None
+    durations = [duration for _, duration in decoded.times]
+    return len(durations) / sum(durations) if durations and min(durations) > 0 else None
+
+
+def _timing_notes(decoded: _Decoded, tick: float) -> tuple[str, ...]:
+    """A note when frame durations differ by over 10% (and over the time base's rounding)."""
+    gaps = decoded.gaps()
+    if not gaps or max(gaps) - min(gaps) <= 0.1 * min(gaps) + tick:
+        return ()
+    return (f"frame durations vary from {min(gaps) * 1000:.0f} to {max(gaps) * 1000:.0f} ms; "
+            "scored per frame as if evenly spaced",)
 
 
 def _upright(rgb: np.ndarray, angle: int, source: str) -> np.ndarray:
@@ -419,7 +553,8 @@ def find_videos(path: str | os.PathLike) -> list[Path]:
 
     A file is itself (if its suffix is supported); a folder of images with no video/array files
     is one frame-folder video; any other folder yields its video/array files (natural name
-    order) followed by its subfolders that hold images (each one frame-folder video).
+    order) followed by its subfolders that hold images (each one frame-folder video). The files
+    of a folder it leaves out are ``skipped_files``.
     """
     source = os.fspath(path)
     p = Path(source)
@@ -451,6 +586,29 @@ def find_videos(path: str | os.PathLike) -> list[Path]:
             "folders of numbered png/jpg frames",
         )
     return found
+
+
+def skipped_files(path: str | os.PathLike) -> list[Path]:
+    """The visible files in folder ``path`` that ``find_videos`` does not read, in natural name
+    order (sidecar files such as .txt, .json or .csv aside); none when ``path`` is a file."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return []
+    files = [e for e in sorted(_visible(folder.iterdir()), key=_natural_key) if e.is_file()]
+    read = VIDEO_SUFFIXES + ARRAY_SUFFIXES
+    if not any(f.suffix.lower() in read for f in files):  # a folder of frames, or of folders
+        read = IMAGE_SUFFIXES
+    return [f for f in files if f.suffix.lower() not in read + SIDECAR_SUFFIXES]
+
+
+def skipped_note(path: str | os.PathLike) -> str:
+    """A line naming the ``skipped_files`` of ``path``, or "" when there are none."""
+    skipped = skipped_files(path)
+    if not skipped:
+        return ""
+    what = ("files that are not videos or frame folders" if len(skipped) > 1 else
+            "file that is not a video or frame folder")
+    return f"skipped {len(skipped)} {what}: {names_of(skipped)}"
 
 
 def nested_video_folders(folder: Path) -> list[Path]:

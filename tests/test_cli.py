@@ -570,6 +570,17 @@ def test_a_typo_beside_valid_arguments_is_an_error(argv, needle, capsys):
     assert needle in capsys.readouterr().err
 
 
+def test_files_a_folder_holds_that_are_not_videos_are_named(tmp_path, clip, capsys):
+    np.save(tmp_path / "v.npy", clip)
+    for name in ("cover.webp", "b.xyz"):
+        (tmp_path / name).write_bytes(b"not read")
+    (tmp_path / "scores.csv").write_text("a sidecar, not worth a note")
+    code, _, err = run_cli(capsys, tmp_path, "--metrics", "frame_diff_flicker")
+    assert code == 0
+    assert (f"note: {tmp_path}: skipped 2 files that are not videos or frame folders: b.xyz, "
+            "cover.webp") in err, err
+
+
 def test_a_video_named_twice_is_scored_once(tmp_path, clip, capsys):
     np.save(tmp_path / "v.npy", clip)
     out = tmp_path / "t.csv"

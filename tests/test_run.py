@@ -301,9 +301,12 @@ def test_conditions_and_references_from_a_video_folder(baseline, config_file, tm
     for name, kind in (("street", "pan"), ("garden", "zoom")):
         frames = make_video(kind, frames=10, size=(72, 96), seed=7).frames
         write_video(folder / f"{name}.mp4", frames, lossless=True)
+    (folder / "street.webp").write_bytes(b"a poster, not read")
     run = copy(baseline, tmp_path)
     assert bench(config_file, run, "--resume", "--set", f"conditions.source={folder}") == 0
     assert computed(run)["conditions"] == 2 and computed(run)["tune"] == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 file that is not a video or frame folder: street.webp" in err, err
     truth = read_video(run / "conditions" / "street.mp4")
     assert truth.frames.shape == (8, 64, 64, 3)  # centre-cropped, resized, extended length
     table = per_video(run)

@@ -18,9 +18,13 @@ def test_clips_from_a_folder_skip_bad_and_short_files(tmp_path):
     write_video(tmp_path / "long.mp4", make_video("pan", frames=12, size=(48, 80)).frames)
     write_video(tmp_path / "short.mp4", make_video("pan", frames=4, size=(48, 80)).frames)
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    (tmp_path / "cover.webp").write_bytes(b"an image, not read")
+    (tmp_path / "notes.txt").write_text("a sidecar: not worth a word")
     clips = VideoFolderClips(tmp_path, frames=8, size=32, batch_size=2)
-    assert set(clips.skipped) == {str(tmp_path / "short.mp4"), str(tmp_path / "broken.mp4")}
+    assert set(clips.skipped) == {str(tmp_path / n) for n in ("short.mp4", "broken.mp4",
+                                                               "cover.webp")}
     assert "shorter than 8" in clips.skipped[str(tmp_path / "short.mp4")]
+    assert "not a video" in clips.skipped[str(tmp_path / "cover.webp")]
     batch = clips(0, torch.Generator().manual_seed(0))
     assert batch.shape == (2, 8, 32, 32, 3) and batch.dtype == np.uint8
     again = clips(0, torch.Generator().manual_seed(0))
@@ -172,7 +176,7 @@ def test_the_skipped_videos_are_said_once_not_by_each_process_of_a_launch(
         monkeypatch.setenv("RANK", "1")
     assert tune.main([str(run), "exsvd"]) == 0
     assert [s.folder for s in scanned] == [data] and (run / "tune" / tune.DATA_INDEX).is_file()
-    said = "warning: 1 training videos skipped" in capsys.readouterr().err
+    said = "warning: 1 training files skipped" in capsys.readouterr().err
     assert said != launched
 
 
@@ -200,3 +204,15 @@ def test_each_different_error_of_a_launchs_processes_is_printed_once(tmp_path, m
     monkeypatch.delenv("RANK")
     assert tune.main([str(run), "exsvd"]) == 2  # a plain child process prints its own
     assert capsys.readouterr().err == "error: tune: its own; fix it\n"
+
+
+def test_a_training_clip_is_read_upright_as_its_display_matrix_asks(tmp_path):
+    """A phone's portrait video: landscape frames and a matrix that turns them a quarter."""
+    from tests.test_video_io import with_display_matrix
+    from variants.data import read_clip
+
+    frames = np.zeros((8, 32, 64, 3), np.uint8)
+    frames[:, :16, :32] = 255  # the top-left quarter white: any turn or mirror moves it
+    path = write_video(tmp_path / "portrait.mp4", frames, lossless=True)
+    with_display_matrix(path, (0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30))
+    np.testing.assert_array_equal(read_clip(path, 2, 4), np.rot90(frames[2:6], -1, axes=(1, 2)))

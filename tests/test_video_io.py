@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -670,3 +671,213 @@ def test_found_videos_read_back(tmp_path):
     videos = [read_video(p) for p in find_videos(tmp_path)]
     assert [v.frames.shape for v in videos] == [(T, H, W, 3), (T, H, W, 3), (1, H, W, 3)]
     assert [os.path.basename(v.source) for v in videos] == ["a.mp4", "b.npy", "c"]
+
+
+# ----------------------------------------------------------------------------- damage, truncation,
+# transparency, timing
+
+
+def texture(t: int = 12, h: int = 64, w: int = 64) -> np.ndarray:
+    """A moving, detailed picture: every frame costs the encoder many bytes."""
+    base = np.random.default_rng(5).integers(0, 256, (h + t, w + t, 3), dtype=np.uint8)
+    base = (base.astype(np.uint16) + np.roll(base, 1, axis=0) + np.roll(base, 1, axis=1)) // 3
+    return np.stack([base[i : i + h, i : i + w] for i in range(t)]).astype(np.uint8)
+
+
+def encode(path: Path, frames: np.ndarray, codec: str, pix_fmt: str = "yuv420p", *, rate: int = 8,
+           pts: list[int] | None = None, audio_seconds: float = 0) -> Path:
+    """``frames`` (RGB or RGBA) encoded with PyAV at ``rate`` fps, or at ``pts`` in ms; with a
+    silent pcm track of ``audio_seconds`` when given."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        if pts is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        audio = container.add_stream("pcm_s16le", rate=8000) if audio_seconds else None
+        fmt = "rgba" if frames.shape[-1] == 4 else "rgb24"
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format=fmt)
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        if audio:
+            for i in range(round(audio_seconds * 10)):
+                chunk = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16",
+                                                   layout="mono")
+                chunk.sample_rate, chunk.pts = 8000, i * 800
+                container.mux(audio.encode(chunk))
+            container.mux(audio.encode(None))
+    return path
+
+
+def zero_middle_of_packet(path: Path, index: int, out: Path) -> Path:
+    """``path`` saved as ``out`` with the middle third of its ``index``-th frame's bytes zeroed."""
+    with av.open(str(path)) as container:
+        pos, size = [(p.pos, p.size) for p in container.demux(video=0) if p.size][index]
+    data = bytearray(path.read_bytes())
+    data[pos + size // 3 : pos + 2 * size // 3] = bytes(2 * size // 3 - size // 3)
+    out.write_bytes(bytes(data))
+    return out
+
+
+def outcome(path: Path) -> str:
+    """The error ``read_video`` raises for ``path``, or "read"."""
+    try:
+        read_video(path)
+    except VideoInputError as err:
+        return str(err)
+    return "read"
+
+
+def test_a_damaged_mp4_is_an_error_every_time_and_logs_nothing(tmp_path, capfd):
+    clean = write_video(tmp_path / "clip.mp4", texture(), fps=8)
+    keyframe = zero_middle_of_packet(clean, 0, tmp_path / "damaged.mp4")
+    with pytest.raises(VideoInputError) as info:
+        read_video(keyframe)
+    check_error(info.value, keyframe, "FFmpeg reported damage while decoding (h264: ",
+                "re-encode or replace the file")
+    # FFmpeg's logger drops a line that repeats the last one, even one logged by an earlier read
+    for i in range(12):
+        path = zero_middle_of_packet(clean, i, tmp_path / f"damaged_{i}.mp4")
+        assert outcome(path) == outcome(path)
+    assert av.logging.get_level() is None  # PyAV's default, restored
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("name", "codec", "pix_fmt"), [
+    ("h264.mp4", "libx264", "yuv420p"),
+    ("mpeg4.avi", "mpeg4", "yuv420p"),
+    ("vp9.webm", "libvpx-vp9", "yuv420p"),
+    ("h264.mkv", "libx264", "yuv420p"),
+    ("ffv1.mkv", "ffv1", "yuv444p"),
+    ("png.mov", "png", "rgb24"),
+    ("opaque.mov", "png", "rgba"),
+])
+def test_clean_encodes_read_without_errors_or_log_output(tmp_path, capfd, name, codec, pix_fmt):
+    frames = texture()
+    video = read_video(encode(tmp_path / name, frames, codec, pix_fmt))
+    assert video.frames.shape == frames.shape and video.notes == ()
+    assert video.fps == pytest.approx(8)
+    assert capfd.readouterr().err == ""
+
+
+def cut_to(path: Path, fraction: float) -> Path:
+    """A copy of ``path`` holding only its first ``fraction`` of bytes."""
+    cut = path.with_name(f"cut_{path.name}")
+    data = path.read_bytes()
+    cut.write_bytes(data[: round(len(data) * fraction)])
+    return cut
+
+
+@pytest.mark.parametrize(("name", "codec", "words"), [
+    ("clip.mkv", "libx264", ["s of the 1.5 s its header declares", "truncated"]),
+    ("clip.webm", "libvpx-vp9", ["s of the 1.5 s its header declares", "truncated"]),
+    ("clip.gif", None, ["lacks the GIF trailer", "truncated"]),
+])
+def test_files_without_a_frame_count_cut_short_are_errors(tmp_path, name, codec, words):
+    frames = texture()
+    path = (encode(tmp_path / name, frames, codec) if codec else
+            write_video(tmp_path / name, frames, fps=8))
+    assert read_video(path).num_frames == len(frames)
+    with pytest.raises(VideoInputError) as info:
+        read_video(cut_to(path, 0.8))
+    check_error(info.value, path.with_name(f"cut_{name}"), *words)
+
+
+def test_an_mkv_whose_audio_outlasts_its_video_is_complete(tmp_path):
+    path = encode(tmp_path / "talk.mkv", texture(), "libx264", audio_seconds=4)
+    with av.open(str(path)) as container:
+        assert container.duration / av.time_base == pytest.approx(4, abs=0.1)  # the audio's
+    assert read_video(path).num_frames == 12
+
+
+def sprite_frames(clear: bool) -> list[Image.Image]:
+    """RGBA frames: a moving square on a transparent (or opaque black) background."""
+    frames = []
+    for i in range(4):
+        rgba = np.zeros((32, 32, 4), np.uint8)
+        rgba[..., 3] = 0 if clear else 255
+        rgba[8 : 16, 4 * i : 4 * i + 8] = (250, 40, 40, 255)
+        frames.append(Image.fromarray(rgba))
+    return frames
+
+
+@pytest.mark.parametrize("clear", [True, False])
+def test_a_gif_must_be_opaque(tmp_path, clear):
+    path = tmp_path / "sprite.gif"
+    first, *rest = sprite_frames(clear)
+    first.save(path, save_all=True, append_images=rest, duration=100, loop=0, disposal=2)
+    if not clear:
+        video = read_video(path)
+        assert video.frames.shape == (4, 32, 32, 3) and video.frames[0, 0, 0].tolist() == [0, 0, 0]
+        return
+    with pytest.raises(VideoInputError) as info:
+        read_video(path)
+    check_error(info.value, path, "frame 0 has transparency", "flatten onto a background first")
+
+
+@pytest.mark.parametrize(("name", "codec", "pix_fmt", "words"), [
+    ("sprite.mov", "png", "rgba", ["frame 0 has transparency", "960 pixels"]),
+    ("sprite.webm", "libvpx-vp9", "yuva420p", ["has transparency", "alpha_mode 1"]),
+])
+def test_a_video_with_transparency_is_refused(tmp_path, name, codec, pix_fmt, words):
+    frames = np.stack([np.asarray(f) for f in sprite_frames(clear=True)])
+    path = encode(tmp_path / name, frames, codec, pix_fmt)
+    with pytest.raises(VideoInputError) as info:
+        read_video(path)
+    check_error(info.value, path, *words, "flatten onto a background first")
+
+
+@pytest.mark.parametrize(("name", "codec", "rate"), [
+    ("clip.mpg", "mpeg1video", 25),
+    ("clip.mpeg", "mpeg2video", 25),
+    ("clip.ts", "libx264", 8),
+    ("clip.wmv", "wmv2", 8),
+    ("clip.flv", "flv", 8),
+])
+def test_more_video_suffixes_read(tmp_path, name, codec, rate):
+    video = read_video(encode(tmp_path / name, texture(), codec, rate=rate))
+    assert video.frames.shape == (12, 64, 64, 3) and video.fps == pytest.approx(rate)
+    assert find_videos(tmp_path / name) == [tmp_path / name]
+
+
+def test_an_m4v_is_read_as_the_mp4_it_is(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", gradient(), fps=8).rename(tmp_path / "clip.m4v")
+    assert read_video(path).frames.shape == (T, H, W, 3)
+    assert find_videos(tmp_path) == [path]
+
+
+def test_skipped_files_are_named(tmp_path):
+    from metrics.video_io import skipped_files, skipped_note
+
+    for name in ("a.mp4", "b.webp", "c.xyz", "cover.png", "notes.txt", "meta.json", ".DS_Store",
+                 "d.bin"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "frames").mkdir()
+    save_png(tmp_path / "frames" / "0.png", gradient()[0])
+    (tmp_path / "frames" / "1.webp").write_bytes(b"")
+    assert [p.name for p in find_videos(tmp_path)] == ["a.mp4", "frames"]  # unchanged
+    assert [p.name for p in skipped_files(tmp_path)] == ["b.webp", "c.xyz", "cover.png", "d.bin"]
+    assert skipped_note(tmp_path) == ("skipped 4 files that are not videos or frame folders: "
+                                      "b.webp, c.xyz, cover.png and 1 more")
+    assert skipped_note(tmp_path / "frames") == (
+        "skipped 1 file that is not a video or frame folder: 1.webp")
+    assert skipped_files(tmp_path / "a.mp4") == [] and skipped_note(tmp_path / "a.mp4") == ""
+
+
+def test_variable_frame_timing_is_noted(tmp_path):
+    pts = [0, 10, 40, 1200, 1240, 1280, 1300, 1400, 2000, 2040, 2080, 2120]
+    video = read_video(encode(tmp_path / "vfr.mp4", texture(), "libx264", pts=pts))
+    assert video.notes == (
+        "frame durations vary from 10 to 1160 ms; scored per frame as if evenly spaced",)
+    gif = tmp_path / "vfr.gif"
+    first, *rest = sprite_frames(clear=False)
+    first.save(gif, save_all=True, append_images=rest, duration=[40, 1000, 40, 200], loop=0)
+    assert read_video(gif).notes == (
+        "frame durations vary from 40 to 1000 ms; scored per frame as if evenly spaced",)
+
+
+def test_rounding_to_a_millisecond_time_base_is_not_variable_timing(tmp_path):
+    video = read_video(encode(tmp_path / "fast.mkv", texture(), "libx264", rate=120))
+    assert video.notes == () and video.fps == pytest.approx(120)  # frames 8 or 9 ms apart

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from metrics.atomic import atomic_path
 from metrics.errors import BenchError
-from metrics.video_io import VIDEO_SUFFIXES, find_videos, read_video
+from metrics.video_io import VIDEO_SUFFIXES, find_videos, frame_rgb, read_video, skipped_files
 
 VAE_FACTOR = 8  # SVD's VAE downsamples by 8: training sizes must be multiples of it
 
@@ -53,6 +53,8 @@ class VideoFolderClips:
 
     def __post_init__(self):
         check_size(self.size)
+        for path in skipped_files(self.folder):
+            self.skipped[str(path)] = "not a video, array or frame folder"
         for path, length in scan_lengths(find_videos(self.folder), self.index).items():
             if isinstance(length, str):  # why it cannot be read
                 self.skipped[str(path)] = length
@@ -162,8 +164,8 @@ def read_clip(path: Path, start: int, count: int) -> np.ndarray:
         try:
             with av.open(str(path)) as container:
                 for index, frame in enumerate(container.decode(video=0)):
-                    if index >= start:
-                        kept.append(frame.to_ndarray(format="rgb24"))
+                    if index >= start:  # upright and opaque, as read_video reads it
+                        kept.append(frame_rgb(frame, index, str(path)))
                     if len(kept) == count:
                         break
         except (av.FFmpegError, OSError) as err:

@@ -3,6 +3,7 @@ condition image with its ground-truth continuation (``conditions/<sample>.png`` 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -103,6 +104,12 @@ def condition_units(ctx: Context) -> list[Unit]:
 
 
 def run(ctx: Context) -> list[Unit]:
+    source = ctx.config.conditions.source
+    if source != "synthetic" and ctx.shard.is_main:
+        from metrics.video_io import skipped_note
+
+        if skipped := skipped_note(source):
+            print(f"note: conditions.source {source}: {skipped}", file=sys.stderr)
     units = condition_units(ctx)
     run_units(ctx, "conditions", units, lambda unit: write_condition(ctx, unit))
     return units

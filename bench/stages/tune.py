@@ -253,7 +253,8 @@ def training_clips(config: RunConfig, runs: int = 1, index: Path | None = None,
     clips = VideoFolderClips(Path(tune.data), frames, size, tune.batch_size, index)
     if clips.skipped and warn:
         print(
-            f"warning: {len(clips.skipped)} training videos skipped (too short or unreadable)",
+            f"warning: {len(clips.skipped)} training files skipped (not videos, too short or "
+            "unreadable)",
             file=sys.stderr,
         )
     return EncodedClips(clips, max_bytes, runs)
