@@ -25,8 +25,8 @@ def add_parser(commands) -> None:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="video file (mp4/webm/avi/mkv/mov/gif), folder of numbered png/jpg frames, "
-        ".npy/.npz uint8 [T,H,W,3] array, or a folder of these",
+        help="video file (mp4, m4v, webm, avi, mkv, mov, gif, mpg, ts, wmv, flv), folder of "
+        "numbered png/jpg frames, .npy/.npz uint8 [T,H,W,3] array, or a folder of these",
     )
     parser.add_argument(
         "--metrics",
