@@ -504,7 +504,20 @@ def _read_frame_folder(folder: Path, source: str) -> Video:
             )
         frames[i] = frame
         all_notes.update(dict.fromkeys(notes))
-    return Video(frames, None, source, tuple(all_notes))
+    return Video(frames, None, source, (*all_notes, *_numbering_notes(sorted(numbered))))
+
+
+def _numbering_notes(numbers: list[int]) -> tuple[str, ...]:
+    """A note when frame numbers are unevenly spaced (frames missing?); an even step, as an
+    export of every other frame, is no gap."""
+    pairs = list(itertools.pairwise(numbers))
+    step = min((b - a for a, b in pairs), default=1)
+    jumps = [(a, b) for a, b in pairs if b - a != step]
+    if not jumps:
+        return ()
+    (a, b), more = jumps[0], ", and more" if len(jumps) > 1 else ""
+    return (f"frame numbers are unevenly spaced ({a} is followed by {b}{more}): frames missing? "
+            "scored as consecutive",)
 
 
 def _read_image(f: Path, source: str) -> tuple[np.ndarray, tuple[str, ...]]:

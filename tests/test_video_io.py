@@ -881,3 +881,17 @@ def test_variable_frame_timing_is_noted(tmp_path):
 def test_rounding_to_a_millisecond_time_base_is_not_variable_timing(tmp_path):
     video = read_video(encode(tmp_path / "fast.mkv", texture(), "libx264", rate=120))
     assert video.notes == () and video.fps == pytest.approx(120)  # frames 8 or 9 ms apart
+
+
+@pytest.mark.parametrize("numbers, said", [
+    ((0, 1, 2, 5, 6), "(2 is followed by 5)"),
+    ((0, 1, 9, 10, 30), "(1 is followed by 9, and more)"),
+    ((0, 2, 4, 6), None),  # every other frame exported: an even step, no gap
+    ((3, 4, 5), None),
+])
+def test_unevenly_numbered_frames_are_noted(tmp_path, numbers, said):
+    for number in numbers:
+        Image.fromarray(np.full((16, 16, 3), number, np.uint8)).save(tmp_path / f"f_{number}.png")
+    notes = [n for n in read_video(tmp_path).notes if "unevenly spaced" in n]
+    assert notes == ([] if said is None else [
+        f"frame numbers are unevenly spaced {said}: frames missing? scored as consecutive"])
