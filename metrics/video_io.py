@@ -33,7 +33,9 @@ VIDEO_SUFFIXES = (
 )
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
-SIDECAR_SUFFIXES = (".txt", ".json", ".csv", ".md", ".parquet", ".log")  # not worth a warning
+SIDECAR_SUFFIXES = (  # text beside videos (notes, tables, the script that made them): no note
+    ".txt", ".json", ".csv", ".md", ".parquet", ".log", ".py", ".sh", ".toml", ".yaml", ".yml"
+)
 
 _SUPPORTED = ", ".join(VIDEO_SUFFIXES + ARRAY_SUFFIXES + IMAGE_SUFFIXES)
 _EXPECTED = "expected uint8 [T, H, W, 3] (or float in [0, 1])"

@@ -852,7 +852,7 @@ def test_skipped_files_are_named(tmp_path):
     from metrics.video_io import skipped_files, skipped_note
 
     for name in ("a.mp4", "b.webp", "c.xyz", "cover.png", "notes.txt", "meta.json", ".DS_Store",
-                 "d.bin"):
+                 "d.bin", "make_them.py"):
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "frames").mkdir()
     save_png(tmp_path / "frames" / "0.png", gradient()[0])
