@@ -342,7 +342,7 @@ class Paired:
     condition: object = None  # the image, uint8 [H, W, 3]; None: the video's first frame
     reference: object = None  # a Video
     missing: dict = field(default_factory=dict)  # "condition"/"reference": why it is not there
-    condition_file: str = "first-frame"
+    condition_file: str = "first-frame"  # the file read; where it was looked for if none
     reference_file: str = ""
     notes: list[str] = field(default_factory=list)  # the reader's, on either
 
@@ -362,11 +362,10 @@ def paired_inputs(path: Path, args, condition=None) -> Paired:
     found or unreadable: only the metrics that need one go without."""
     from metrics.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-    paired = Paired()
+    paired = Paired(condition_file=args.condition)
     try:
         if condition is not None:
             paired.condition = condition.frames[0]
-            paired.condition_file = args.condition
             paired.notes += [f"condition: {note}" for note in condition.notes]
         elif args.condition != "first-frame":
             found = matching_file(Path(args.condition), path, IMAGE_SUFFIXES, "condition image")

@@ -368,6 +368,8 @@ def test_missing_condition_for_one_video_reports_it_and_scores_the_rest(tmp_path
     assert 0 < rows.loc["a.npy", "ssim_condition"] <= 1
     assert np.isnan(rows.loc["b.npy", "ssim_condition"])  # not the first frame in its stead
     assert "no condition image named b" in rows.loc["b.npy", "error"]
+    assert rows.loc["b.npy", "condition"] == str(tmp_path / "cond")  # where it was looked for
+    assert rows.loc["a.npy", "condition"] == str(tmp_path / "cond" / "a.png")
     # only the metric that needs the missing file goes without
     assert rows.loc["b.npy", "motion_magnitude"] == rows.loc["a.npy", "motion_magnitude"] > 0
 
