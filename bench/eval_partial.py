@@ -92,17 +92,17 @@ def resumed(args: argparse.Namespace, out: Path, series_out: Path | None,
         raise BenchError(table, f"was made with other settings ({', '.join(changed)} differ)",
                          "resume with those settings, or rerun without --resume")
     named = {_same_file(path): str(path) for path in videos}  # as the PATHs name them now
-    done = rows[rows["video"].map(_same_file).isin(named) & rows["frames"].notna()]
+    renamed = {v: named[k] for v in rows["video"].unique() if (k := _same_file(v)) in named}
+    done = rows[rows["video"].isin(renamed) & rows["frames"].notna()]
     kept = [
         {k: int(v) if k in COUNTS else v for k, v in row.items() if not _missing(v)}
-        | {"video": named[_same_file(row["video"])]}
+        | {"video": renamed[row["video"]]}
         for row in done.to_dict("records")
     ]
     if points is None:
         return kept, []
     points = points[points["video"].isin(set(done["video"]))]
-    return kept, points.assign(video=points["video"].map(lambda v: named[_same_file(v)])
-                               ).to_dict("records")
+    return kept, points.assign(video=points["video"].map(renamed)).to_dict("records")
 
 
 def clear(out: Path | None, series_out: Path | None) -> None:
