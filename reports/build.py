@@ -107,11 +107,12 @@ def record_notes(run, in_run: bool) -> list[str]:
     return notes
 
 
-def metric_notes(run: Run, infos: dict) -> list[str]:
-    """What readers must know of the metrics that ran: backbones whose weights were not found,
-    and the flow backend ``auto`` fell back to."""
-    missing = set(run.unavailable["metric"]) if run.unavailable is not None else set()
-    backbones = sorted({infos[m].backbone for m in missing if m in infos and infos[m].backbone})
+def metric_notes(run: Run, infos: dict, unavailable: set[str]) -> list[str]:
+    """What readers must know of the metrics that ran: backbones whose weights were not found
+    (``unavailable``: those metrics), and the flow backend ``auto`` fell back to."""
+    backbones = sorted(
+        {infos[m].backbone for m in unavailable if m in infos and infos[m].backbone}
+    )
     notes = [f"{b.upper()} metrics not computed: weights not found (see Unavailable)"
              for b in backbones]
     chosen = run.record.get("config", {}).get("evaluate", {}).get("flow")
@@ -163,8 +164,9 @@ def build_report(run_dir: Path, in_run: bool = False) -> Path:
     paired = compare(run.per_video, baseline=BASELINE, n_boot=N_BOOT, seed=SEED, level=LEVEL,
                      exclude=untested)
     infos = metric_infos(pd.unique(run.per_video["metric"]))
+    unavailable = set(run.unavailable["metric"]) if run.unavailable is not None else set()
     notes = [*run.notes, *filter(None, [paired.attrs.get("note")]), *record_notes(run, in_run),
-             *metric_notes(run, infos)]
+             *metric_notes(run, infos, unavailable)]
     write_csv(summary, run.root / "results" / "summary.csv")
     write_csv(paired, run.root / "results" / "paired.csv")
     out = Output(run.root / "report")
@@ -178,7 +180,6 @@ def build_report(run_dir: Path, in_run: bool = False) -> Path:
         pd.DataFrame(problems, columns=["metric", "arms", "status", "count", "reason"]),
         "unavailable",
     )
-    unavailable = set(run.unavailable["metric"]) if run.unavailable is not None else set()
     context = {
         "title": f"exsvd-bench report: {run.root.resolve().name}",
         "baseline": BASELINE,

@@ -200,13 +200,14 @@ def test_notes_say_which_weights_were_missing_and_what_flow_ran(run_dir, index):
     assert "flow: auto" not in text  # the run records no flow setting
     run = load_run(run_dir)
     infos = metric_infos(pd.unique(run.per_video["metric"]))
+    unavailable = set(run.unavailable["metric"])
     run.record["config"]["evaluate"] = {"flow": "auto"}
-    assert metric_notes(run, infos)[1] == (
+    assert metric_notes(run, infos, unavailable)[1] == (
         "flow: auto resolved to DIS (RAFT weights not found); warping_error, "
         "interpolation_score, motion_magnitude depend on the flow backend"
     )
     run.record["config"]["evaluate"] = {"flow": "dis"}  # chosen, not a fallback
-    assert len(metric_notes(run, infos)) == 1
+    assert len(metric_notes(run, infos, unavailable)) == 1
 
 
 def test_the_header_says_which_model_and_budget(run_dir, index):
