@@ -11,7 +11,7 @@ from metrics.base import slope_result as _slope
 from metrics.consistency import clip_frames
 from metrics.errors import MetricInputError
 from metrics.functional import quality
-from metrics.functional.curves import relative_to_first, slope_range
+from metrics.functional.curves import ZERO, relative_to_first, slope_range
 
 
 def paired(ctx: VideoContext) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,7 +86,7 @@ class CurveDrift(Metric):
 
     def _score(self, ctx):
         curve = self.statistic(ctx.frames)
-        if not curve.abs().gt(1e-8).any():  # zero throughout (a grey video's colour): stable
+        if not curve.abs().gt(ZERO).any():  # zero throughout (a grey video's colour): stable
             return _slope(torch.ones_like(curve))
         relative = relative_to_first(curve)
         if relative.isnan().all():

@@ -25,7 +25,10 @@ def normalised_slope(curve: torch.Tensor) -> float:
     return float((centred * (values - values.mean())).sum() / centred.pow(2).sum())
 
 
-def relative_to_first(curve: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+ZERO = 1e-8  # a statistic at or below this is taken as zero
+
+
+def relative_to_first(curve: torch.Tensor, eps: float = ZERO) -> torch.Tensor:
     """``curve / curve[0]`` (1 at frame 0); NaN everywhere when frame 0 is ~0."""
     first = curve[0]
     if first.abs() < eps:
